@@ -1,0 +1,24 @@
+// Plain scalar references for the packed BinaryMoS layer: the ground truth every fast kernel (AVX2, CUDA) is tested
+// against. Raw pointers, row-major, fp32, no torch. Accumulation in double so the reference is the exact answer.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/packed_format.h"
+
+namespace bmos::kernels {
+
+// y (M, N) = x (M, K) @ B^T, where B (N, K) is the +-1 matrix stored in `bits` (packed_format.h layout).
+void binary_matmul_ref(const packed::Word* bits, int64_t N, int64_t K, const float* x, int64_t M, float* y);
+
+// The whole BinaryMoS layer for M tokens:
+//   g     = softmax(x @ router^T)            router (E, K)      g (M, E)
+//   s_in  = g @ s_in_experts                 s_in_experts (E, K)
+//   s_out = g @ s_out_experts                s_out_experts (E, N)
+//   y     = ((x * s_in) @ B^T) * s_out + bias          bias (N) or nullptr
+// With E == 1 the router is ignored (softmax of one logit is 1): exactly OneBit.
+void binarymos_forward_ref(const packed::Word* bits, int64_t N, int64_t K, int64_t E, const float* router,
+                           const float* s_in_experts, const float* s_out_experts, const float* bias, const float* x,
+                           int64_t M, float* y);
+
+}  // namespace bmos::kernels

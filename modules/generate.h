@@ -1,0 +1,25 @@
+// Autoregressive decoding with a KV cache, llama2.c's loop: the prompt (BOS first) is fed, then tokens are sampled
+// until `steps` positions are filled or the model emits BOS/EOS.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "modules/llama.h"
+
+namespace bmos {
+
+struct GenerateOptions {
+  int64_t steps = 256;       // total positions, prompt included (llama2.c's -n)
+  double temperature = 1.0;  // 0 = greedy
+  double top_p = 0.9;
+  uint64_t seed = 42;
+};
+
+// Calls on_token(prev, next) for each token after the first, prompt tokens included (so a caller can stream text
+// with Tokenizer::decode_piece). Returns all tokens, prompt first.
+std::vector<int32_t> generate(Llama& model, const std::vector<int32_t>& prompt, const GenerateOptions& options,
+                              const std::function<void(int32_t prev, int32_t next)>& on_token = {});
+
+}  // namespace bmos

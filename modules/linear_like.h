@@ -1,0 +1,32 @@
+// The one interface every decoder linear implements (FP, BinaryMoS, Sign, packed), so layer replacement can swap
+// them by name without the model knowing which kind it holds.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace bmos {
+
+class LinearLike : public torch::nn::Module {
+ public:
+  // x (..., in) -> (..., out)
+  virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+  virtual int64_t in_features() const = 0;
+  virtual int64_t out_features() const = 0;
+  virtual std::string kind() const = 0;  // "fp", "binarymos", "sign", "packed"
+};
+
+// y = x W^T (+ b). Parameters "weight" (out, in) and optionally "bias" (out): the names of checkpoints.
+class FpLinearImpl : public LinearLike {
+ public:
+  FpLinearImpl(int64_t in, int64_t out, bool bias = false);
+  torch::Tensor forward(const torch::Tensor& x) override;
+  int64_t in_features() const override { return weight.size(1); }
+  int64_t out_features() const override { return weight.size(0); }
+  std::string kind() const override { return "fp"; }
+
+  torch::Tensor weight;  // (out, in)
+  torch::Tensor bias;    // (out) or undefined
+};
+TORCH_MODULE(FpLinear);
+
+}  // namespace bmos

@@ -1,0 +1,262 @@
+#include "modules/llama.h"
+
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+namespace bmos {
+namespace {
+
+using torch::indexing::Slice;
+
+// Interleaved rotary embedding (llama2.c / Meta): pairs (x[2i], x[2i+1]) rotated by angle pos * theta^(-2i/hd).
+// x (B, T, H, hd), cos/sin (T, hd/2).
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  const auto s = x.sizes();
+  const torch::Tensor xp = x.reshape({s[0], s[1], s[2], s[3] / 2, 2});
+  const torch::Tensor x0 = xp.select(-1, 0), x1 = xp.select(-1, 1);  // (B, T, H, hd/2)
+  const torch::Tensor c = cos.unsqueeze(1), si = sin.unsqueeze(1);   // (T, 1, hd/2)
+  return torch::stack({x0 * c - x1 * si, x0 * si + x1 * c}, -1).reshape(s);
+}
+
+std::shared_ptr<LinearLike> fp_linear(int64_t in, int64_t out) { return std::make_shared<FpLinearImpl>(in, out); }
+
+}  // namespace
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * weight;
+}
+
+AttentionImpl::AttentionImpl(const LlamaConfig& c)
+    : n_heads(c.n_heads), n_kv_heads(c.n_kv_heads), head_dim(c.head_dim()) {
+  wq = register_module("wq", fp_linear(c.dim, n_heads * head_dim));
+  wk = register_module("wk", fp_linear(c.dim, n_kv_heads * head_dim));
+  wv = register_module("wv", fp_linear(c.dim, n_kv_heads * head_dim));
+  wo = register_module("wo", fp_linear(n_heads * head_dim, c.dim));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                     KVCache* cache, int layer) {
+  const int64_t B = x.size(0), T = x.size(1);
+  torch::Tensor q = apply_rope(wq->forward(x).view({B, T, n_heads, head_dim}), cos, sin).transpose(1, 2);
+  torch::Tensor k = apply_rope(wk->forward(x).view({B, T, n_kv_heads, head_dim}), cos, sin).transpose(1, 2);
+  torch::Tensor v = wv->forward(x).view({B, T, n_kv_heads, head_dim}).transpose(1, 2);  // (B, KVH, T, hd)
+  int64_t start = 0;
+  if (cache) {
+    start = cache->len;
+    cache->k[layer].index_put_({Slice(), Slice(), Slice(start, start + T)}, k);
+    cache->v[layer].index_put_({Slice(), Slice(), Slice(start, start + T)}, v);
+    k = cache->k[layer].index({Slice(), Slice(), Slice(0, start + T)});
+    v = cache->v[layer].index({Slice(), Slice(), Slice(0, start + T)});
+  }
+  if (n_kv_heads != n_heads) {  // grouped-query: query head h reads kv head h / (n_heads / n_kv_heads)
+    k = k.repeat_interleave(n_heads / n_kv_heads, 1);
+    v = v.repeat_interleave(n_heads / n_kv_heads, 1);
+  }
+  const int64_t S = k.size(2);
+  torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(head_dim)));  // (B,H,T,S)
+  if (T > 1) {  // query i (absolute position start + i) sees keys j <= start + i
+    const torch::Tensor mask = torch::ones({T, S}, torch::dtype(torch::kBool)).triu(start + 1);
+    scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  }
+  const torch::Tensor out = torch::matmul(torch::softmax(scores, -1), v);  // (B, H, T, hd)
+  return wo->forward(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}));
+}
+
+FeedForwardImpl::FeedForwardImpl(const LlamaConfig& c) {
+  w1 = register_module("w1", fp_linear(c.dim, c.hidden_dim));
+  w2 = register_module("w2", fp_linear(c.hidden_dim, c.dim));
+  w3 = register_module("w3", fp_linear(c.dim, c.hidden_dim));
+}
+
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
+  return w2->forward(torch::silu(w1->forward(x)) * w3->forward(x));
+}
+
+BlockImpl::BlockImpl(const LlamaConfig& c) {
+  attention_norm = register_module("attention_norm", RMSNorm(c.dim, c.norm_eps));
+  attention = register_module("attention", Attention(c));
+  ffn_norm = register_module("ffn_norm", RMSNorm(c.dim, c.norm_eps));
+  feed_forward = register_module("feed_forward", FeedForward(c));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                 KVCache* cache, int layer) {
+  const torch::Tensor h = x + attention->forward(attention_norm->forward(x), cos, sin, cache, layer);
+  return h + feed_forward->forward(ffn_norm->forward(h));
+}
+
+LlamaImpl::LlamaImpl(const LlamaConfig& c) : config(c) {
+  config.validate();
+  tok_embeddings = register_module("tok_embeddings", torch::nn::Embedding(c.vocab_size, c.dim));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.n_layers; ++i) layers->push_back(Block(c));
+  norm = register_module("norm", RMSNorm(c.dim, c.norm_eps));
+  if (!c.tie_embeddings) output = register_module("output", fp_linear(c.dim, c.vocab_size));
+  // Rotary table for max_seq_len positions (extended on demand for longer inputs).
+  const int64_t half = c.head_dim() / 2;
+  const torch::Tensor inv = torch::pow(c.rope_theta, -torch::arange(0, half, torch::kDouble) * 2.0 / c.head_dim());
+  const torch::Tensor ang = torch::outer(torch::arange(0, std::max<int64_t>(c.max_seq_len, 1), torch::kDouble), inv);
+  rope_cos_ = register_buffer("rope_cos", ang.cos().to(torch::kFloat));
+  rope_sin_ = register_buffer("rope_sin", ang.sin().to(torch::kFloat));
+}
+
+torch::Tensor LlamaImpl::head(const torch::Tensor& h) {
+  const torch::Tensor n = norm->forward(h);
+  return output ? output->forward(n) : torch::matmul(n, tok_embeddings->weight.t());
+}
+
+LlamaOutput LlamaImpl::forward(const torch::Tensor& tokens, bool want_hidden) {
+  TORCH_CHECK(tokens.dim() == 2, "Llama: tokens must be (B, T), got ", tokens.sizes());
+  const int64_t T = tokens.size(1);
+  if (T > rope_cos_.size(0)) {  // longer than the trained context: extend the rotary table
+    const int64_t half = config.head_dim() / 2;
+    const torch::Tensor inv =
+        torch::pow(config.rope_theta, -torch::arange(0, half, torch::kDouble) * 2.0 / config.head_dim());
+    const torch::Tensor ang = torch::outer(torch::arange(0, T, torch::kDouble), inv);
+    rope_cos_.set_data(ang.cos().to(torch::kFloat).to(rope_cos_.device()));
+    rope_sin_.set_data(ang.sin().to(torch::kFloat).to(rope_sin_.device()));
+  }
+  const torch::Tensor cos = rope_cos_.narrow(0, 0, T), sin = rope_sin_.narrow(0, 0, T);
+  LlamaOutput out;
+  torch::Tensor h = tok_embeddings->forward(tokens);  // (B, T, dim)
+  for (size_t i = 0; i < layers->size(); ++i) {
+    h = block(i)->forward(h, cos, sin, nullptr, int(i));
+    if (want_hidden) out.hidden.push_back(h);
+  }
+  out.logits = head(h);
+  return out;
+}
+
+KVCache LlamaImpl::new_cache(int64_t batch, int64_t max_len) const {
+  KVCache c;
+  const auto opts = tok_embeddings->weight.options().requires_grad(false);
+  for (int64_t i = 0; i < config.n_layers; ++i) {
+    c.k.push_back(torch::zeros({batch, config.n_kv_heads, max_len, config.head_dim()}, opts));
+    c.v.push_back(torch::zeros({batch, config.n_kv_heads, max_len, config.head_dim()}, opts));
+  }
+  return c;
+}
+
+torch::Tensor LlamaImpl::forward_cached(const torch::Tensor& tokens, KVCache& cache) {
+  const int64_t T = tokens.size(1), start = cache.len;
+  TORCH_CHECK(!cache.k.empty() && start + T <= cache.k[0].size(2), "KV cache too short for position ", start + T);
+  TORCH_CHECK(start + T <= rope_cos_.size(0), "position ", start + T, " beyond the rotary table (",
+              rope_cos_.size(0), ")");
+  const torch::Tensor cos = rope_cos_.narrow(0, start, T), sin = rope_sin_.narrow(0, start, T);
+  torch::Tensor h = tok_embeddings->forward(tokens);
+  for (size_t i = 0; i < layers->size(); ++i) h = block(i)->forward(h, cos, sin, &cache, int(i));
+  cache.len += T;
+  return head(h);
+}
+
+torch::Tensor LlamaImpl::logits(const torch::Tensor& tokens) {
+  torch::NoGradGuard no_grad;
+  return forward(tokens).logits;
+}
+
+void LlamaImpl::load_fp_state(const StateDict& tensors) {
+  torch::NoGradGuard no_grad;
+  size_t used = 0;
+  for (auto& kv : named_parameters()) {
+    auto it = tensors.find(kv.key());
+    if (it == tensors.end()) throw std::runtime_error("checkpoint has no tensor '" + kv.key() + "'");
+    if (it->second.sizes() != kv.value().sizes()) {
+      std::ostringstream m;
+      m << "tensor '" << kv.key() << "' has shape " << it->second.sizes() << ", the model expects "
+        << kv.value().sizes() << " (config: " << config.describe() << ")";
+      throw std::runtime_error(m.str());
+    }
+    kv.value().copy_(it->second);
+    ++used;
+  }
+  if (used != tensors.size()) {
+    const auto params = named_parameters();
+    for (const auto& kv : tensors)
+      if (!params.contains(kv.first)) throw std::runtime_error("checkpoint tensor '" + kv.first + "' has no place in "
+                                                               "the model (config: " + config.describe() + ")");
+  }
+}
+
+void LlamaImpl::init_random(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(seed);
+  const double out_std = 0.02 / std::sqrt(2.0 * config.n_layers);
+  for (auto& kv : named_parameters()) {
+    const std::string& n = kv.key();
+    if (n.find("norm") != std::string::npos) kv.value().fill_(1.0);
+    else if (n.find(".wo.") != std::string::npos || n.find(".w2.") != std::string::npos) kv.value().normal_(0, out_std);
+    else kv.value().normal_(0, 0.02);
+  }
+}
+
+std::vector<std::string> LlamaImpl::linear_names() const {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < layers->size(); ++i) {
+    const std::string p = "layers." + std::to_string(i) + ".";
+    for (const char* n : {"attention.wq", "attention.wk", "attention.wv", "attention.wo"}) names.push_back(p + n);
+    for (const char* n : {"feed_forward.w1", "feed_forward.w2", "feed_forward.w3"}) names.push_back(p + n);
+  }
+  return names;
+}
+
+namespace {
+
+// The slot holding linear `name` and its parent module.
+std::shared_ptr<LinearLike>* linear_slot(const LlamaImpl& m, const std::string& name, torch::nn::Module** parent,
+                                         std::string* leaf) {
+  // name = layers.<i>.<attention|feed_forward>.<leaf>
+  std::istringstream ss(name);
+  std::string part;
+  std::vector<std::string> parts;
+  while (std::getline(ss, part, '.')) parts.push_back(part);
+  if (parts.size() != 4 || parts[0] != "layers") throw std::invalid_argument("not a decoder linear: '" + name + "'");
+  size_t i = 0;
+  try {
+    i = std::stoul(parts[1]);
+  } catch (...) {
+    throw std::invalid_argument("not a decoder linear: '" + name + "'");
+  }
+  if (i >= m.layers->size()) throw std::invalid_argument("no layer " + parts[1] + " in '" + name + "'");
+  auto blk = std::dynamic_pointer_cast<BlockImpl>(m.layers->ptr(i));
+  *leaf = parts[3];
+  if (parts[2] == "attention") {
+    auto* a = blk->attention.get();
+    *parent = a;
+    if (*leaf == "wq") return &a->wq;
+    if (*leaf == "wk") return &a->wk;
+    if (*leaf == "wv") return &a->wv;
+    if (*leaf == "wo") return &a->wo;
+  } else if (parts[2] == "feed_forward") {
+    auto* f = blk->feed_forward.get();
+    *parent = f;
+    if (*leaf == "w1") return &f->w1;
+    if (*leaf == "w2") return &f->w2;
+    if (*leaf == "w3") return &f->w3;
+  }
+  throw std::invalid_argument("not a decoder linear: '" + name + "'");
+}
+
+}  // namespace
+
+std::shared_ptr<LinearLike> LlamaImpl::get_linear(const std::string& name) const {
+  torch::nn::Module* parent;
+  std::string leaf;
+  return *linear_slot(*this, name, &parent, &leaf);
+}
+
+void LlamaImpl::set_linear(const std::string& name, std::shared_ptr<LinearLike> layer) {
+  torch::nn::Module* parent;
+  std::string leaf;
+  std::shared_ptr<LinearLike>* slot = linear_slot(*this, name, &parent, &leaf);
+  TORCH_CHECK(layer->in_features() == (*slot)->in_features() && layer->out_features() == (*slot)->out_features(),
+              "set_linear: ", name, " shape mismatch");
+  parent->replace_module(leaf, layer);
+  *slot = std::move(layer);
+}
+
+}  // namespace bmos

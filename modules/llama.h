@@ -1,0 +1,108 @@
+// The LLaMA family in LibTorch: RMSNorm, interleaved rotary embeddings (llama2.c / Meta layout), grouped-query
+// causal attention written by hand (libtorch 1.13 has no SDPA), SwiGLU MLP, tied or untied output head.
+// Module names equal the canonical checkpoint names (modules/state_dict.h), so job patterns such as
+// "layers.*.attention.wq" address the linears directly. Every decoder linear is a LinearLike and can be swapped.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "modules/language_model.h"
+#include "modules/linear_like.h"
+#include "modules/llama_config.h"
+#include "modules/state_dict.h"
+
+namespace bmos {
+
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);  // (..., dim)
+  torch::Tensor weight;                           // (dim)
+  double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+// Keys/values of past positions for incremental decoding: per layer (B, n_kv_heads, max_len, head_dim).
+struct KVCache {
+  std::vector<torch::Tensor> k, v;
+  int64_t len = 0;  // positions filled
+};
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  explicit AttentionImpl(const LlamaConfig& c);
+  // x (B, T, dim), cos/sin (T, head_dim/2) for positions [start, start+T). cache: nullptr for full-sequence training.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, KVCache* cache,
+                        int layer);
+  std::shared_ptr<LinearLike> wq, wk, wv, wo;
+  int64_t n_heads, n_kv_heads, head_dim;
+};
+TORCH_MODULE(Attention);
+
+class FeedForwardImpl : public torch::nn::Module {
+ public:
+  explicit FeedForwardImpl(const LlamaConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);  // w2(silu(w1 x) * w3 x)
+  std::shared_ptr<LinearLike> w1, w2, w3;
+};
+TORCH_MODULE(FeedForward);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  explicit BlockImpl(const LlamaConfig& c);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, KVCache* cache,
+                        int layer);
+  RMSNorm attention_norm{nullptr}, ffn_norm{nullptr};
+  Attention attention{nullptr};
+  FeedForward feed_forward{nullptr};
+};
+TORCH_MODULE(Block);
+
+struct LlamaOutput {
+  torch::Tensor logits;               // (B, T, vocab)
+  std::vector<torch::Tensor> hidden;  // n_layers x (B, T, dim): each block's output (when asked for)
+};
+
+class LlamaImpl : public torch::nn::Module, public LanguageModel {
+ public:
+  explicit LlamaImpl(const LlamaConfig& config);
+
+  // tokens (B, T) int64 at positions [0, T).
+  LlamaOutput forward(const torch::Tensor& tokens, bool want_hidden = false);
+  // Incremental decoding: tokens (B, T) at positions [cache.len, cache.len + T); fills the cache.
+  torch::Tensor forward_cached(const torch::Tensor& tokens, KVCache& cache);
+  KVCache new_cache(int64_t batch, int64_t max_len) const;
+
+  // LanguageModel
+  torch::Tensor logits(const torch::Tensor& tokens) override;
+  int64_t vocab_size() const override { return config.vocab_size; }
+  int64_t max_seq_len() const override { return config.max_seq_len; }
+
+  // Strict load of an FP state dict (canonical names): every tensor present with its shape, nothing extra.
+  void load_fp_state(const StateDict& tensors);
+  // GPT-2 style init for pretraining from scratch: N(0, 0.02), output projections scaled by 1/sqrt(2 n_layers).
+  void init_random(uint64_t seed);
+
+  // Every swappable linear by full name, e.g. "layers.3.feed_forward.w2".
+  std::vector<std::string> linear_names() const;
+  std::shared_ptr<LinearLike> get_linear(const std::string& name) const;
+  void set_linear(const std::string& name, std::shared_ptr<LinearLike> layer);
+
+  LlamaConfig config;
+  torch::nn::Embedding tok_embeddings{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+  std::shared_ptr<LinearLike> output;  // nullptr when tied to tok_embeddings
+
+ private:
+  torch::Tensor head(const torch::Tensor& h);  // (B, T, dim) -> (B, T, vocab)
+  std::shared_ptr<BlockImpl> block(size_t i) const { return std::dynamic_pointer_cast<BlockImpl>(layers->ptr(i)); }
+  torch::Tensor rope_cos_, rope_sin_;  // (max_seq_len, head_dim/2) buffers
+};
+TORCH_MODULE(Llama);
+
+}  // namespace bmos

@@ -1,0 +1,74 @@
+// Job files: every file in configs/ loads, and each kind of mistake names the file, the line and the key.
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "trainer/job_config.h"
+
+namespace bmos {
+namespace {
+
+std::string error_of(const std::string& yaml) {
+  try {
+    parse_job(yaml, "job.yaml", "");
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const char* kMinimal = "teacher: {path: t.bin}\n";
+
+TEST(JobConfig, EveryFileInConfigsLoads) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(BMOS_SOURCE_DIR) + "/configs")) {
+    if (e.path().extension() != ".yaml") continue;
+    SCOPED_TRACE(e.path().string());
+    EXPECT_NO_THROW(load_job(e.path().string()));
+    ++n;
+  }
+  EXPECT_GT(n, 0) << "configs/ holds no job file";
+}
+
+TEST(JobConfig, DefaultsAndResolvedFields) {
+  const JobConfig j = parse_job("run: {name: x}\nteacher: {path: t.bin}\ntrain: {lr: 1.0e-3, betas: [0.8, 0.9]}\n",
+                                "job.yaml", "/base");
+  EXPECT_EQ(j.run.out_dir, "runs/x");
+  EXPECT_EQ(j.teacher.path, "/base/t.bin");
+  EXPECT_EQ(j.quant.method, "binarymos");
+  EXPECT_EQ(j.quant.experts, 4);
+  EXPECT_DOUBLE_EQ(j.train.lr, 1e-3);
+  EXPECT_DOUBLE_EQ(j.train.beta1, 0.8);
+  EXPECT_DOUBLE_EQ(j.distill.hidden_mse, 10.0);
+  EXPECT_EQ(j.data.cache_dir, "runs/data-cache");
+}
+
+TEST(JobConfig, ErrorsNameFileLineAndKey) {
+  EXPECT_EQ(error_of(std::string(kMinimal) + "train: {lr: fast}\n"), "job.yaml:2: train.lr: expected a number, got 'fast'");
+  EXPECT_EQ(error_of(std::string(kMinimal) + "train:\n  lrr: 1\n"),
+            "job.yaml:3: train.lrr: unknown key (known keys here: batch_size, betas, clip, grad_accum, log_every, lr, "
+            "lr_router, lr_scales, min_lr_ratio, schedule, steps, tokens, warmup_ratio, weight_decay)");
+  EXPECT_EQ(error_of(std::string(kMinimal) + "quant: {method: ternary}\n"),
+            "job.yaml:2: quant.method: must be binarymos, sign or none");
+  EXPECT_EQ(error_of(std::string(kMinimal) + "quant: {experts: 0}\n"), "job.yaml:2: quant.experts: must be between 1 and 64");
+  EXPECT_EQ(error_of("teacher: {format: llama2c}\n"), "job.yaml:1: teacher.path: missing: the teacher model file or folder");
+  EXPECT_NE(error_of(std::string(kMinimal) + "data:\n  sources:\n    - {name: a, files: [x], weight: -1}\n")
+                .find("data.sources[0].weight: must be > 0"),
+            std::string::npos);
+  EXPECT_NE(error_of("run: [1, 2\n").find("job.yaml:"), std::string::npos);
+  EXPECT_EQ(error_of(std::string(kMinimal) + "bogus: 1\n").rfind("job.yaml:2: bogus: unknown key", 0), 0u);
+  EXPECT_EQ(error_of(std::string(kMinimal) + "tokenizer: {add_bos: maybe}\n"),
+            "job.yaml:2: tokenizer.add_bos: expected true or false, got 'maybe'");
+}
+
+TEST(JobConfig, MissingFileSaysSo) {
+  try {
+    load_job("/nonexistent/job.yaml");
+    FAIL();
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/job.yaml: cannot open job file"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace bmos

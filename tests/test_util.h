@@ -1,0 +1,36 @@
+// Helpers shared by the tests: where ../shared/data is, and a loud skip when it is absent.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace bmos::test {
+
+// ../shared/data beside the repository (or $BMOS_DATA). Empty when absent.
+inline std::string data_dir() {
+  if (const char* env = std::getenv("BMOS_DATA")) return env;
+  const std::string p = std::string(BMOS_SOURCE_DIR) + "/../shared/data";
+  return std::filesystem::exists(p) ? std::filesystem::canonical(p).string() : std::string();
+}
+
+// A scratch folder for one test, removed first if it exists.
+inline std::string temp_dir(const std::string& name) {
+  auto p = std::filesystem::temp_directory_path() / ("bmos_test_" + name);
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p.string();
+}
+
+}  // namespace bmos::test
+
+// Skips the test, loudly, when ../shared/data (or the file below it) is missing. Sets `var` to the full path.
+#define BMOS_REQUIRE_DATA(var, relpath)                                                              \
+  std::string var = ::bmos::test::data_dir();                                                        \
+  if (var.empty() || !std::filesystem::exists(var + "/" + (relpath))) {                              \
+    GTEST_SKIP() << "SKIPPED: shared data file " << (relpath) << " not found (set BMOS_DATA or put " \
+                 << "shared/ beside the repo)";                                                      \
+  }                                                                                                  \
+  var = var + "/" + (relpath)
