@@ -19,13 +19,15 @@ std::vector<int32_t> generate(Llama& model, const std::vector<int32_t>& prompt, 
   // Prefill the prompt, then one position at a time.
   std::vector<int64_t> ids(tokens.begin(), tokens.end());
   torch::Tensor logits = model->forward_cached(torch::tensor(ids, torch::kLong).unsqueeze(0), cache);  // (1, T, V)
-  while (int64_t(tokens.size()) < steps) {
+  // llama2.c: the model runs at positions 0..steps-1 and each run yields the next token, so `steps` tokens follow
+  // BOS; the last one is sampled but never fed back.
+  while (int64_t(tokens.size()) <= steps) {
     const torch::Tensor last = logits.select(1, logits.size(1) - 1).reshape({-1}).contiguous();  // (V)
     const int32_t next = sampler.sample(last.data_ptr<float>());
     if (next == model->config.bos_id || next == model->config.eos_id) break;
     if (on_token) on_token(tokens.back(), next);
     tokens.push_back(next);
-    if (int64_t(tokens.size()) >= steps) break;
+    if (int64_t(tokens.size()) > steps) break;
     logits = model->forward_cached(torch::tensor({int64_t(next)}, torch::kLong).view({1, 1}), cache);
   }
   return tokens;

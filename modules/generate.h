@@ -1,5 +1,5 @@
 // Autoregressive decoding with a KV cache, llama2.c's loop: the prompt (BOS first) is fed, then tokens are sampled
-// until `steps` positions are filled or the model emits BOS/EOS.
+// until `steps` tokens follow BOS (the model runs at positions 0..steps-1) or the model emits BOS/EOS.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +11,7 @@
 namespace bmos {
 
 struct GenerateOptions {
-  int64_t steps = 256;       // total positions, prompt included (llama2.c's -n)
+  int64_t steps = 256;       // positions run, prompt included (llama2.c's -n); capped at the context length
   double temperature = 1.0;  // 0 = greedy
   double top_p = 0.9;
   uint64_t seed = 42;

@@ -2,7 +2,8 @@
 # Installs binarymos's Debian dependencies. Idempotent: returns in about a second when all are present.
 set -euo pipefail
 PKGS=(cmake ninja-build g++ libtorch-dev libyaml-cpp-dev libhdf5-dev libgflags-dev libgoogle-glog-dev libgtest-dev
-      libbenchmark-dev libsentencepiece-dev nlohmann-json3-dev libopenblas0-pthread)
+      libbenchmark-dev libsentencepiece-dev nlohmann-json3-dev libopenblas0-pthread
+      libbz2-dev zlib1g-dev bible-kjv)  # bible-kjv: the quickstart's English text
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,88 @@
+#include "kernels/cpu/binary_matmul.h"
+
+#include <algorithm>
+#include <exception>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cpu/aligned_buffer.h"
+#include "kernels/cpu/matmul_job.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace bmos::kernels {
+
+namespace {
+
+using Kernel = void (*)(const detail::MatmulJob&);
+
+Kernel kernel_for(CpuIsa isa) {
+  if (!cpu_supports(isa))
+    throw std::invalid_argument(std::string("binary_matmul: this CPU cannot run the ") + isa_name(isa) +
+                                " kernels; use best_cpu_isa()");
+#if defined(__x86_64__)  // other CPUs build only the scalar kernel (cpu_supports says so)
+  switch (isa) {
+    case CpuIsa::kAvx512: return detail::matmul_avx512;
+    case CpuIsa::kAvx2: return detail::matmul_avx2;
+    case CpuIsa::kScalar: break;
+  }
+#endif
+  return detail::matmul_scalar;
+}
+
+// Part `part` of `parts` of [0, n), in multiples of `step` (the last part takes the rest).
+void split(int64_t n, int64_t step, int part, int parts, int64_t* begin, int64_t* end) {
+  const int64_t chunks = (n + step - 1) / step;
+  *begin = std::min(n, chunks * part / parts * step);
+  *end = part + 1 == parts ? n : std::min(n, chunks * (part + 1) / parts * step);
+}
+
+// Tables of kMaxTokenTile tokens; one per thread, kept between calls (OpenMP keeps its threads).
+float* thread_scratch(const PreparedBinaryMatrix& B) {
+  thread_local AlignedBuffer<float> scratch;
+  return scratch.at_least(static_cast<std::size_t>(detail::kMaxTokenTile * B.words_per_row() * detail::kLut5PerWord));
+}
+
+}  // namespace
+
+void binary_matmul(const PreparedBinaryMatrix& B, const float* x, int64_t M, float* y, int threads, CpuIsa isa) {
+  if (B.rows() == 0) throw std::invalid_argument("binary_matmul: the PreparedBinaryMatrix is empty");
+  if (M < 0 || threads < 1)
+    throw std::invalid_argument("binary_matmul: need M >= 0 and threads >= 1, got M=" + std::to_string(M) +
+                                " threads=" + std::to_string(threads));
+  if (M == 0) return;
+  const Kernel kernel = kernel_for(isa);
+  detail::MatmulJob base{B.tile_words(0), B.tile_stride(), B.words_per_row(), B.rows(), B.cols(), x, y,
+                         0, M, 0, B.tiles(), nullptr};
+  // Split rows while each thread keeps whole 8-tile blocks (the AVX-512 GEMV's unit); else split tokens.
+  const bool by_rows = B.tiles() >= 16 * threads || M < threads;
+  auto run_part = [&](int part, int parts) {
+    detail::MatmulJob job = base;
+    if (by_rows) split(B.tiles(), 8, part, parts, &job.tile_begin, &job.tile_end);
+    else split(M, 1, part, parts, &job.m_begin, &job.m_end);
+    if (job.tile_begin >= job.tile_end || job.m_begin >= job.m_end) return;
+    job.scratch = thread_scratch(B);
+    kernel(job);
+  };
+#ifdef _OPENMP
+  if (threads > 1 && !omp_in_parallel()) {
+    std::exception_ptr error;  // an exception must not leave an OpenMP region (bad_alloc of the scratch)
+#pragma omp parallel num_threads(threads)
+    {
+      try {
+        run_part(omp_get_thread_num(), omp_get_num_threads());
+      } catch (...) {
+#pragma omp critical(bmos_binary_matmul_error)
+        error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    return;
+  }
+#endif
+  run_part(0, 1);
+}
+
+}  // namespace bmos::kernels

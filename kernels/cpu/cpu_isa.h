@@ -1,0 +1,20 @@
+// Which instruction set the CPU kernels run on: picked once at run time from CPUID (and the OS's saved-register
+// support), so one binary runs everywhere and uses AVX-512 where the machine has it.
+#pragma once
+
+namespace bmos::kernels {
+
+enum class CpuIsa {
+  kScalar,  // portable C++; any x86-64 (or other) CPU
+  kAvx2,    // AVX2 + FMA: the required baseline of the fast path
+  kAvx512,  // AVX-512 F/BW/VL/DQ: 16-lane table lookups (vpermps zmm)
+};
+
+// The best ISA this CPU and this build support. $BMOS_CPU_ISA=scalar|avx2|avx512 lowers it (never raises it above
+// what the CPU supports): used to compare paths in benchmarks and to reproduce a fallback on a big machine.
+CpuIsa best_cpu_isa();
+// True when this CPU can run `isa` (kScalar always).
+bool cpu_supports(CpuIsa isa);
+const char* isa_name(CpuIsa isa);
+
+}  // namespace bmos::kernels

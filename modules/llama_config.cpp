@@ -1,0 +1,59 @@
+#include "modules/llama_config.h"
+
+#include <sstream>
+#include <stdexcept>
+
+namespace bmos {
+
+std::string LlamaConfig::describe() const {
+  std::ostringstream s;
+  s << "LLaMA dim=" << dim << " hidden_dim=" << hidden_dim << " n_layers=" << n_layers << " n_heads=" << n_heads
+    << " n_kv_heads=" << n_kv_heads << " head_dim=" << (n_heads > 0 ? head_dim() : 0) << " vocab=" << vocab_size
+    << " max_seq_len=" << max_seq_len << " norm_eps=" << norm_eps << " rope_theta=" << rope_theta
+    << (tie_embeddings ? " tied-head" : " untied-head") << " bos=" << bos_id << " eos=" << eos_id;
+  return s.str();
+}
+
+namespace {
+[[noreturn]] void bad(const std::string& field, const std::string& why, const LlamaConfig& c) {
+  throw std::invalid_argument("LlamaConfig." + field + ": " + why + " (config: " + c.describe() + ")");
+}
+}  // namespace
+
+void LlamaConfig::validate() const {
+  auto positive = [this](const char* field, int64_t v) {
+    if (v <= 0) bad(field, "must be > 0, got " + std::to_string(v), *this);
+  };
+  positive("dim", dim);
+  positive("hidden_dim", hidden_dim);
+  positive("n_layers", n_layers);
+  positive("n_heads", n_heads);
+  positive("n_kv_heads", n_kv_heads);
+  positive("vocab_size", vocab_size);
+  positive("max_seq_len", max_seq_len);
+  if (dim % n_heads != 0)
+    bad("n_heads", "dim=" + std::to_string(dim) + " is not a multiple of n_heads=" + std::to_string(n_heads), *this);
+  if (n_heads % n_kv_heads != 0)
+    bad("n_kv_heads",
+        "n_heads=" + std::to_string(n_heads) + " is not a multiple of n_kv_heads=" + std::to_string(n_kv_heads) +
+            " (grouped-query attention shares each kv head among n_heads/n_kv_heads query heads)",
+        *this);
+  if (head_dim() % 2 != 0)
+    bad("n_heads", "head_dim=" + std::to_string(head_dim()) + " is odd; rotary embeddings rotate pairs of channels",
+        *this);
+  auto positive_real = [this](const char* field, double v) {
+    std::ostringstream s;
+    s << "must be > 0, got " << v;
+    if (!(v > 0.0)) bad(field, s.str(), *this);
+  };
+  positive_real("norm_eps", norm_eps);
+  positive_real("rope_theta", rope_theta);
+  if (bos_id < 0 || bos_id >= vocab_size)
+    bad("bos_id", std::to_string(bos_id) + " is outside the vocabulary [0, " + std::to_string(vocab_size) + ")",
+        *this);
+  if (eos_id < 0 || eos_id >= vocab_size)
+    bad("eos_id", std::to_string(eos_id) + " is outside the vocabulary [0, " + std::to_string(vocab_size) + ")",
+        *this);
+}
+
+}  // namespace bmos

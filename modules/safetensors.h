@@ -1,0 +1,76 @@
+// Reader and writer for the safetensors format (https://github.com/huggingface/safetensors):
+//
+//   [8 bytes]  N, little-endian uint64: length of the JSON header
+//   [N bytes]  JSON object: {"__metadata__": {str: str}, "<name>": {"dtype": "F32", "shape": [..],
+//              "data_offsets": [begin, end]}, ...}; offsets are relative to the byte buffer after the header
+//   [rest]     the byte buffer, tensors stored row-major, little-endian
+//
+// The reader checks the whole header against the file size (header length, every dtype, shape x itemsize ==
+// end - begin, offsets inside the buffer, no two tensors overlapping) before it touches any tensor data, then maps
+// the file (mmap) so a multi-GB file is never read whole: each `load` copies one tensor out.
+//
+// dtypes: F32, F16, BF16, I64, I32, U32, I8, U8, BOOL. torch 1.13 has no uint32, so a U32 tensor loads as an int32
+// tensor with the same bits (info().dtype still says "U32"); to write one, pass an int32 tensor with dtype "U32".
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace bmos {
+
+struct SafetensorsInfo {
+  std::string name;
+  std::string dtype;            // as in the file: "F32", "BF16", "U32", ...
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;  // byte range inside the data buffer
+};
+
+class SafetensorsFile {
+ public:
+  // Opens, validates and maps `path`. Throws std::runtime_error naming the file (and the tensor) on any defect.
+  explicit SafetensorsFile(const std::string& path);
+  ~SafetensorsFile();
+  SafetensorsFile(const SafetensorsFile&) = delete;
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  std::vector<std::string> names() const;  // in data-offset order (the order they were written)
+  bool contains(const std::string& name) const { return index_.count(name) != 0; }
+  const SafetensorsInfo& info(const std::string& name) const;  // throws naming the file and the tensor
+
+  // The tensor in its stored dtype (U32 -> int32 with the same bits), an owned contiguous copy.
+  torch::Tensor load(const std::string& name) const;
+  // F32, F16 or BF16 converted to fp32; any other dtype is an error naming the tensor.
+  torch::Tensor load_float(const std::string& name) const;
+
+ private:
+  std::string path_;
+  std::map<std::string, std::string> metadata_;
+  std::vector<SafetensorsInfo> tensors_;        // sorted by begin
+  std::map<std::string, size_t> index_;         // name -> position in tensors_
+  uint64_t data_start_ = 0;                     // 8 + header length
+  const unsigned char* map_ = nullptr;
+  size_t map_size_ = 0;
+};
+
+// One tensor to write. `dtype` empty = taken from the tensor (float32 F32, float16 F16, bfloat16 BF16, int64 I64,
+// int32 I32, int8 I8, uint8 U8, bool BOOL); "U32" stores an int32 tensor's bits as U32 (packed sign words).
+struct SafetensorsEntry {
+  std::string name;
+  torch::Tensor tensor;
+  std::string dtype;
+};
+
+// Writes `tensors` in the given order, contiguously after the header, as the format requires (Python's safetensors
+// refuses gaps). The header is padded with spaces so the data buffer starts 8-byte aligned; a tensor's offset is then
+// 8-byte aligned whenever the tensors before it have sizes that are multiples of 8 bytes (put odd-sized ones last
+// when alignment matters). Written to a temporary file in the same folder and renamed, so a crash never leaves half a file.
+void write_safetensors(const std::string& path, const std::vector<SafetensorsEntry>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace bmos

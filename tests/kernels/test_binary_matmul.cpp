@@ -1,0 +1,142 @@
+// binary_matmul (LUT kernels: scalar, AVX2, AVX-512) against binary_matmul_ref on odd, real-model and large shapes,
+// M = 1 (GEMV) to 130 (GEMM), 1 and 2 threads.
+//
+// Tolerance per output (rigorous, first order): the kernels sum G activations into a table entry (G - 1 <= 4
+// roundings) and then the 30 / G table entries per 30-column word of a row (at most 10 * ceil(K / 30), AVX2) in
+// fp32, so |y - y_ref| <= (10 * ceil(K / 30) + 8) * u * sum_k |x_k| plus an ulp of y_ref for the reference's own
+// rounding (u = 2^-24). With |x_k| in [0.5, 1.5] one wrong weight moves y by >= 1, above this tolerance for every
+// K tested here (0.5 at K = 4096), so the test can fail.
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kernel_test_util.h"
+#include "kernels/cpu/binary_matmul.h"
+#include "kernels/cpu/reference.h"
+
+namespace bmos {
+namespace {
+
+using kernels::CpuIsa;
+using kernels::PreparedBinaryMatrix;
+
+struct Case {
+  int64_t N, K, M;
+  std::vector<packed::Word> bits;
+  std::vector<float> x, want;  // (M, K), (M, N) from binary_matmul_ref
+  std::vector<double> tol;     // (M, N)
+};
+
+Case make_case(int64_t N, int64_t K, int64_t M, std::mt19937& rng) {
+  Case c{N, K, M, test::random_bits(N, K, rng), test::random_activations(M * K, rng), {}, {}};
+  c.want.resize(M * N);
+  kernels::binary_matmul_ref(c.bits.data(), N, K, c.x.data(), M, c.want.data());
+  c.tol.resize(M * N);
+  const double terms = 10.0 * ((K + 29) / 30) + 8.0;
+  for (int64_t m = 0; m < M; ++m) {
+    double l1 = 0.0;
+    for (int64_t k = 0; k < K; ++k) l1 += std::fabs(c.x[m * K + k]);
+    for (int64_t n = 0; n < N; ++n)
+      c.tol[m * N + n] = terms * test::kFp32Eps * l1 + test::kFp32Eps * std::fabs(c.want[m * N + n]);
+  }
+  return c;
+}
+
+// Runs the case on every runnable ISA with 1 and 2 threads; returns false after the first failure.
+bool check(const Case& c, const std::vector<CpuIsa>& isas) {
+  const PreparedBinaryMatrix B(c.bits.data(), c.N, c.K);
+  std::vector<float> y(c.M * c.N);
+  for (CpuIsa isa : isas) {
+    for (int threads : {1, 2}) {
+      std::fill(y.begin(), y.end(), NAN);
+      kernels::binary_matmul(B, c.x.data(), c.M, y.data(), threads, isa);
+      const auto ok = test::all_close(y, c.want, c.tol);
+      EXPECT_TRUE(ok) << "N=" << c.N << " K=" << c.K << " M=" << c.M << " isa=" << kernels::isa_name(isa)
+                      << " threads=" << threads;
+      if (!ok) return false;
+    }
+  }
+  return true;
+}
+
+TEST(BinaryMatmul, OddShapes) {
+  const auto isas = test::runnable_isas();
+  std::mt19937 rng(21);
+  for (int64_t N : {1, 7, 15, 16, 17, 33, 100})
+    for (int64_t K : {1, 2, 3, 4, 5, 31, 32, 33, 63, 64, 65, 100})
+      for (int64_t M : {1, 2, 5})
+        if (!check(make_case(N, K, M, rng), isas)) return;
+}
+
+TEST(BinaryMatmul, ModelShapesAllTokenCounts) {
+  // stories260K's linears: dim 64, hidden 172; M covers every token-tile remainder (tiles of 4) up to 130.
+  const auto isas = test::runnable_isas();
+  std::mt19937 rng(22);
+  for (auto [N, K] : {std::pair<int64_t, int64_t>{64, 64}, {172, 64}, {64, 172}})
+    for (int64_t M : {1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65, 127, 128, 129, 130})
+      if (!check(make_case(N, K, M, rng), isas)) return;
+}
+
+TEST(BinaryMatmul, ThreadSplitsByRowsAndByTokens) {
+  const auto isas = test::runnable_isas();
+  std::mt19937 rng(23);
+  check(make_case(300, 200, 37, rng), isas);  // 19 row tiles: threads take rows
+  check(make_case(20, 50, 9, rng), isas);     // 2 row tiles: threads take tokens
+  check(make_case(513, 96, 2, rng), isas);    // rows split at a 4-tile boundary, one partial tile at the end
+}
+
+TEST(BinaryMatmul, Gemv4096x4096) {
+  std::mt19937 rng(24);
+  check(make_case(4096, 4096, 1, rng), test::runnable_isas());
+}
+
+TEST(BinaryMatmul, IgnoresPaddingBitsAndIsBitwiseStableAcrossThreadsAndM) {
+  std::mt19937 rng(25);
+  const int64_t N = 45, K = 70, M = 6;
+  const auto dirty = test::random_bits(N, K, rng, /*dirty_padding=*/true);
+  auto clean = dirty;
+  for (int64_t n = 0; n < N; ++n) clean[n * 3 + 2] &= 0x3Fu;  // K % 32 == 6 columns in the last word
+  const auto x = test::random_activations(M * K, rng);
+  const PreparedBinaryMatrix Bd(dirty.data(), N, K), Bc(clean.data(), N, K);
+  for (CpuIsa isa : test::runnable_isas()) {
+    std::vector<float> yd(M * N), yc(M * N), y2(M * N), y1(M * N);
+    kernels::binary_matmul(Bd, x.data(), M, yd.data(), 1, isa);
+    kernels::binary_matmul(Bc, x.data(), M, yc.data(), 1, isa);
+    kernels::binary_matmul(Bc, x.data(), M, y2.data(), 2, isa);
+    for (int64_t m = 0; m < M; ++m) kernels::binary_matmul(Bc, x.data() + m * K, 1, y1.data() + m * N, 1, isa);
+    EXPECT_EQ(yd, yc) << kernels::isa_name(isa) << ": padding bits changed the result";
+    EXPECT_EQ(y2, yc) << kernels::isa_name(isa) << ": 2 threads differ from 1";
+    EXPECT_EQ(y1, yc) << kernels::isa_name(isa) << ": token by token (GEMV) differs from the GEMM";
+  }
+}
+
+TEST(BinaryMatmul, ScalarAndAvx512AreBitwiseEqual) {
+  // Same 5-column tables and summation order (matmul_job.h): the portable kernel is an exact model of AVX-512.
+  if (!kernels::cpu_supports(CpuIsa::kAvx512)) GTEST_SKIP() << "SKIPPED: this CPU has no AVX-512";
+  std::mt19937 rng(26);
+  const int64_t N = 70, K = 301, M = 3;
+  const auto bits = test::random_bits(N, K, rng);
+  const auto x = test::random_activations(M * K, rng);
+  const PreparedBinaryMatrix B(bits.data(), N, K);
+  std::vector<float> ys(M * N), yv(M * N);
+  kernels::binary_matmul(B, x.data(), M, ys.data(), 1, CpuIsa::kScalar);
+  kernels::binary_matmul(B, x.data(), M, yv.data(), 1, CpuIsa::kAvx512);
+  EXPECT_EQ(ys, yv);
+}
+
+TEST(BinaryMatmul, RejectsBadArguments) {
+  const packed::Word word = 1;
+  const PreparedBinaryMatrix B(&word, 1, 1);
+  float x = 1.0f, y = 0.0f;
+  EXPECT_THROW(kernels::binary_matmul(B, &x, 1, &y, 0), std::invalid_argument);
+  EXPECT_THROW(kernels::binary_matmul(B, &x, -1, &y, 1), std::invalid_argument);
+  EXPECT_THROW(kernels::binary_matmul(PreparedBinaryMatrix(), &x, 1, &y, 1), std::invalid_argument);
+  kernels::binary_matmul(B, &x, 0, &y, 1);  // M == 0: nothing to do
+  EXPECT_EQ(y, 0.0f);
+  std::printf("binary_matmul runs on %s by default\n", kernels::isa_name(kernels::best_cpu_isa()));
+}
+
+}  // namespace
+}  // namespace bmos

@@ -1,0 +1,207 @@
+// End-to-end tiny jobs (no shared data needed: byte tokenizer, a generated corpus): pretraining and distillation
+// lower their losses, checkpoints rotate, a SIGKILLed run resumes bit-identically, a NaN stops the step.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/test_util.h"
+#include "trainer/checkpoint.h"
+#include "trainer/trainer.h"
+
+namespace bmos {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A small, learnable corpus: sentences from a tiny grammar, one document per line.
+std::string write_corpus(const std::string& dir) {
+  const char* who[] = {"the cat", "a dog", "the old man", "my sister", "a bird"};
+  const char* did[] = {"saw", "liked", "found", "chased", "called"};
+  const char* what[] = {"the ball", "a red box", "the moon", "her friend", "a small tree"};
+  std::mt19937 rng(7);
+  const std::string path = dir + "/corpus.txt";
+  std::ofstream out(path);
+  for (int d = 0; d < 400; ++d) {
+    for (int s = 0; s < 3; ++s)
+      out << who[rng() % 5] << " " << did[rng() % 5] << " " << what[rng() % 5] << ". ";
+    out << "\n";
+  }
+  return path;
+}
+
+std::string job_text(const std::string& dir, const std::string& name, const std::string& teacher,
+                     const std::string& quant, int steps, int every = 0) {
+  std::ostringstream j;
+  j << "run: {name: " << name << ", out_dir: " << dir << "/" << name << ", seed: 3, threads: 1}\n";
+  if (teacher.empty())
+    j << "teacher: {format: random, init: {dim: 32, hidden_dim: 64, n_layers: 2, n_heads: 4, n_kv_heads: 2, "
+         "max_seq_len: 32}}\n";
+  else
+    j << "teacher: {path: " << teacher << "}\n";
+  j << "tokenizer: {kind: byte}\n"
+    << "quant: " << quant << "\n"
+    << "data: {seq_len: 32, cache_dir: " << dir << "/cache, sources: [{name: toy, format: text, files: [" << dir
+    << "/corpus.txt]}]}\n"
+    << "train: {steps: " << steps << ", batch_size: 8, lr: 3.0e-3, warmup_ratio: 0.1, log_every: 1}\n"
+    << "checkpoint: {every: " << (every ? every : steps) << ", keep: 2}\n";
+  return j.str();
+}
+
+std::string save_job(const std::string& dir, const std::string& name, const std::string& text) {
+  const std::string p = dir + "/" + name + ".yaml";
+  std::ofstream(p) << text;
+  return p;
+}
+
+std::vector<nlohmann::json> metrics(const std::string& run_dir) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+std::string read_bytes(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// One shared pretrained tiny teacher for the tests below.
+class TinyJobs : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = test::temp_dir("trainer");
+    write_corpus(dir_);
+    Trainer t(load_job(save_job(dir_, "teacher", job_text(dir_, "teacher", "", "{method: none}", 60))), false);
+    t.train();
+    teacher_ = dir_ + "/teacher";
+  }
+  static std::string dir_, teacher_;
+};
+std::string TinyJobs::dir_, TinyJobs::teacher_;
+
+TEST_F(TinyJobs, PretrainingLowersCrossEntropy) {
+  const auto m = metrics(teacher_);
+  ASSERT_GE(m.size(), 50u);
+  const double first = m.front()["ce"], last = m.back()["ce"];
+  EXPECT_LT(last, 0.6 * first) << "ce " << first << " -> " << last;
+  EXPECT_NEAR(first, std::log(259.0), 0.5) << "a fresh model starts near uniform over the 259 byte ids";
+}
+
+TEST_F(TinyJobs, DistillationLowersTheKdLossAndRotatesCheckpoints) {
+  const std::string job = save_job(dir_, "kd", job_text(dir_, "kd", teacher_, "{method: binarymos, experts: 4}", 40, 10));
+  Trainer t(load_job(job), false);
+  const TrainSummary s = t.train();
+  EXPECT_EQ(s.steps, 40);
+  const auto m = metrics(dir_ + "/kd");
+  double early = 0, late = 0;
+  for (int i = 0; i < 5; ++i) early += m[i]["loss"].get<double>() / 5;
+  for (size_t i = m.size() - 5; i < m.size(); ++i) late += m[i]["loss"].get<double>() / 5;
+  EXPECT_LT(late, 0.8 * early) << "KD loss " << early << " -> " << late;
+  EXPECT_GT(m.back()["kl"].get<double>(), 0.0);
+  EXPECT_GT(m.back()["hidden_mse"].get<double>(), 0.0);
+  // keep: 2 of the checkpoints at 10, 20, 30, 40; no temporary folder left behind.
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(dir_ + "/kd/checkpoints")) left.push_back(e.path().filename().string());
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"step_00000030", "step_00000040"}));
+}
+
+TEST_F(TinyJobs, GradientsReachLatentWeightsScalesAndRouter) {
+  const std::string job = save_job(dir_, "grad", job_text(dir_, "grad", teacher_, "{method: binarymos, experts: 2}", 1));
+  Trainer t(load_job(job), false);
+  Llama& s = t.student();
+  {  // experts are identical copies at init; separate them so the router has something to choose between
+    torch::NoGradGuard ng;
+    for (auto& p : s->named_parameters())
+      if (p.key().find("s_in") != std::string::npos) p.value().mul_(1 + 0.1 * torch::randn_like(p.value()));
+  }
+  const auto batch = torch::randint(3, 259, {4, 33}, torch::kLong);
+  t.loss_step(batch).total.backward();
+  for (const char* name : {"layers.0.attention.wq.weight", "layers.0.attention.wq.s_in", "layers.0.attention.wq.s_out",
+                           "layers.1.feed_forward.w2.router"}) {
+    const auto g = s->named_parameters()[name].grad();
+    ASSERT_TRUE(g.defined()) << name;
+    EXPECT_GT(g.abs().sum().item<double>(), 0.0) << name << " got no gradient";
+  }
+}
+
+TEST_F(TinyJobs, NonFiniteLossStopsTheStepWithAReport) {
+  const std::string job = save_job(dir_, "nan", job_text(dir_, "nan", teacher_, "{method: binarymos, experts: 4}", 3));
+  Trainer t(load_job(job), false);
+  {
+    torch::NoGradGuard ng;
+    t.student()->named_parameters()["norm.weight"].fill_(std::nan(""));
+  }
+  try {
+    t.train();
+    FAIL() << "expected the NaN guard to stop training";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("step 1: loss term 'kl' is nan"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(TinyJobs, ResumeAfterSigkillIsBitIdentical) {
+  const char* build = std::getenv("BMOS_BUILD");
+  ASSERT_TRUE(build) << "BMOS_BUILD (the build folder holding bmos) is set by ctest";
+  const std::string bmos = std::string(build) + "/bmos";
+  const std::string quant = "{method: binarymos, experts: 4}";
+  const std::string a = save_job(dir_, "full", job_text(dir_, "full", teacher_, quant, 24, 4));
+  // Same job text (the hash must match for --resume), other out_dir: write it under another folder.
+  fs::create_directories(dir_ + "/b");
+  std::string btext = job_text(dir_, "full", teacher_, quant, 24, 4);
+  btext.replace(btext.find(dir_ + "/full"), (dir_ + "/full").size(), dir_ + "/b/full");
+  const std::string b = save_job(dir_ + "/b", "full", btext);
+  ASSERT_EQ(std::system(("OMP_WAIT_POLICY=PASSIVE " + bmos + " train " + a + " >/dev/null 2>&1").c_str()), 0);
+
+  // Run B, SIGKILLed once its step-8 checkpoint exists (mid-run, between later checkpoints), then resumed.
+  const pid_t pid = fork();
+  if (pid == 0) {
+    freopen("/dev/null", "w", stderr);
+    freopen("/dev/null", "w", stdout);
+    execl(bmos.c_str(), bmos.c_str(), "train", b.c_str(), nullptr);
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(dir_ + "/b/full/checkpoints/step_00000008/checkpoint.json") &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed";
+  ASSERT_FALSE(fs::exists(dir_ + "/b/full/checkpoints/step_00000024")) << "killed too late to test anything";
+  ASSERT_EQ(std::system(("OMP_WAIT_POLICY=PASSIVE " + bmos + " train " + b + " --resume >/dev/null 2>&1").c_str()), 0);
+  const std::string wa = read_bytes(dir_ + "/full/checkpoints/step_00000024/model.safetensors");
+  const std::string wb = read_bytes(dir_ + "/b/full/checkpoints/step_00000024/model.safetensors");
+  ASSERT_FALSE(wa.empty());
+  EXPECT_TRUE(wa == wb) << "resumed weights differ from the uninterrupted run";
+}
+
+TEST_F(TinyJobs, ResumingWithAnotherJobIsRefused) {
+  const std::string job = save_job(dir_, "r1", job_text(dir_, "r1", teacher_, "{method: binarymos, experts: 1}", 2));
+  Trainer(load_job(job), false).train();
+  std::string other = job_text(dir_, "r1", teacher_, "{method: binarymos, experts: 1}", 4);
+  const std::string job2 = save_job(dir_, "r1b", other);
+  try {
+    Trainer(load_job(job2), true).train();
+    FAIL() << "expected a refusal";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("was written by a different job file"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace bmos

@@ -1,0 +1,28 @@
+#include "trainer/batch_source.h"
+
+#include "data/mixture.h"
+#include "data/prepare.h"
+
+namespace bmos {
+namespace {
+
+// The data pipeline's weighted mixture (data/mixture.h) behind the trainer's interface.
+class MixtureBatchSource : public BatchSource {
+ public:
+  MixtureBatchSource(const JobConfig& job, const Tokenizer& tok)
+      : stream_(prepare_data(job, tok, PrepareOptions{}), stream_options_for(job, tok), job.run.seed) {}
+  torch::Tensor next(int64_t batch) override { return stream_.next_batch(batch).tokens; }
+  nlohmann::json cursor() const override { return nlohmann::json::parse(stream_.cursor().to_json()); }
+  void restore(const nlohmann::json& c) override { stream_.restore(DataCursor::from_json(c.dump())); }
+
+ private:
+  MixtureStream stream_;
+};
+
+}  // namespace
+
+std::unique_ptr<BatchSource> make_batch_source(const JobConfig& job, const Tokenizer& tok) {
+  return std::make_unique<MixtureBatchSource>(job, tok);
+}
+
+}  // namespace bmos

@@ -1,0 +1,30 @@
+// bmos train JOB.yaml [--resume]
+#include <cstdio>
+#include <stdexcept>
+
+#include "trainer/commands.h"
+#include "trainer/trainer.h"
+
+DEFINE_bool(resume, false, "continue from the newest checkpoint of the run");
+
+namespace bmos {
+
+int cmd_train(const std::vector<std::string>& args) {
+  if (args.size() != 1) throw std::invalid_argument("usage: bmos train JOB.yaml [--resume]");
+  Trainer trainer(load_job(args[0]), FLAGS_resume);
+  const TrainSummary s = trainer.train();
+  std::printf("trained %lld steps, %lld tokens in %.1f s (%.0f tokens/s)%s\n", (long long)s.steps, (long long)s.tokens,
+              s.seconds, s.tokens_per_second, s.interrupted ? " [interrupted]" : "");
+  for (const auto& [name, ppl] : s.student_ppl) {
+    auto t = s.teacher_ppl.find(name);
+    if (t != s.teacher_ppl.end())
+      std::printf("%-12s teacher ppl %10.4f   student ppl %10.4f   ratio %.3f\n", name.c_str(), t->second, ppl,
+                  ppl / t->second);
+    else
+      std::printf("%-12s ppl %10.4f\n", name.c_str(), ppl);
+  }
+  std::printf("checkpoint: %s\n", s.checkpoint.c_str());
+  return s.interrupted ? 130 : 0;
+}
+
+}  // namespace bmos

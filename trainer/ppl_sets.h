@@ -1,0 +1,16 @@
+// The token windows of one job-file perplexity set (eval.ppl[i]), by its format:
+//   wikitext  lines joined with "\n\n", tokenized once with BOS, numel // seq_len windows (GPTQ protocol)
+//   c4        JSON lines, the seeded GPTQ validation sampler (256 windows of documents >= seq_len tokens)
+//   text      documents (JSON lines' "text", or a plain file as one document) each with BOS and EOS,
+//             concatenated, numel // seq_len windows: for teacher-generated held-out text
+#pragma once
+
+#include "data/eval_windows.h"
+#include "data/tokenizer.h"
+#include "trainer/job_config.h"
+
+namespace bmos {
+
+EvalWindows load_eval_windows(const PplSet& set, const Tokenizer& tok);
+
+}  // namespace bmos

@@ -1,0 +1,331 @@
+#include "trainer/trainer.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include <ATen/Parallel.h>
+
+#include "modules/model_loader.h"
+#include "modules/replace.h"
+#include "trainer/checkpoint.h"
+#include "trainer/ppl_sets.h"
+#include "trainer/eval_ppl.h"
+
+namespace bmos {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+void on_sigint(int) { g_interrupted = true; }
+
+std::string fmt_duration(double s) {
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", int(s / 3600), int(std::fmod(s, 3600) / 60));
+  else if (s >= 60) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s / 60), int(std::fmod(s, 60)));
+  else std::snprintf(buf, sizeof buf, "%.0fs", s);
+  return buf;
+}
+
+double item(const torch::Tensor& t) { return t.defined() ? t.item<double>() : 0.0; }
+
+// Copies every parameter of `from` into the same-named parameter of `to` (same architecture, all FP).
+void copy_parameters(Llama& from, Llama& to) {
+  torch::NoGradGuard no_grad;
+  auto src = from->named_parameters();
+  for (auto& p : to->named_parameters()) p.value().copy_(src[p.key()]);
+}
+
+}  // namespace
+
+std::string job_hash(const std::string& text) {
+  // FNV-1a 64: stable across runs and machines, enough to tell two job files apart.
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+Trainer::Trainer(JobConfig job, bool resume) : job_(std::move(job)), resume_(resume), hash_(job_hash(job_.text)) {
+  if (job_.run.device != "cpu" && !torch::cuda::is_available())
+    throw std::runtime_error(job_.file + ": run.device: '" + job_.run.device + "' is not available in this build (use cpu)");
+  at::set_num_threads(job_.run.threads > 0 ? job_.run.threads : int(std::max(1u, std::thread::hardware_concurrency())));
+  if (job_.data.sources.empty()) throw std::runtime_error(job_.file + ": data.sources: the job has no training data");
+  setup_model();
+  setup_optimizer();
+  data_ = make_batch_source(job_, *tokenizer_);
+  const int64_t per_step = job_.train.batch_size * job_.data.seq_len * job_.train.grad_accum;
+  total_steps_ = job_.train.steps > 0 ? job_.train.steps : std::max<int64_t>(1, job_.train.tokens / per_step);
+  if (job_.train.steps == 0 && job_.train.tokens == 0)
+    throw std::runtime_error(job_.file + ": train: set a budget with train.tokens or train.steps");
+  schedule_.kind = job_.train.schedule;
+  schedule_.total_steps = total_steps_;
+  schedule_.warmup_ratio = job_.train.warmup_ratio;
+  schedule_.min_lr_ratio = job_.train.min_lr_ratio;
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::setup_model() {
+  const bool pretrain = job_.quant.method == "none";
+  std::string tok_path = job_.tokenizer.path;
+  if (job_.teacher.format == "random") {
+    if (!pretrain) throw std::runtime_error(job_.file + ": teacher.format: random only makes sense with quant.method none");
+    if (tok_path.empty()) throw std::runtime_error(job_.file + ": tokenizer.path: required with teacher.format random");
+    tokenizer_ = load_tokenizer(tok_path, job_.tokenizer.kind);
+    LlamaConfig c;
+    c.dim = job_.teacher.dim;
+    c.hidden_dim = job_.teacher.hidden_dim > 0 ? job_.teacher.hidden_dim : (8 * c.dim / 3 + 31) / 32 * 32;
+    c.n_layers = job_.teacher.n_layers;
+    c.n_heads = job_.teacher.n_heads;
+    c.n_kv_heads = job_.teacher.n_kv_heads > 0 ? job_.teacher.n_kv_heads : c.n_heads;
+    c.max_seq_len = job_.teacher.max_seq_len > 0 ? job_.teacher.max_seq_len : job_.data.seq_len;
+    c.vocab_size = tokenizer_->vocab_size();
+    c.tie_embeddings = true;
+    c.bos_id = tokenizer_->bos_id();
+    c.eos_id = tokenizer_->eos_id();
+    student_ = Llama(c);
+    student_->init_random(job_.run.seed);
+    std::fprintf(stderr, "model: new %s\n", c.describe().c_str());
+  } else {
+    LoadedModel t = load_model(job_.teacher.path);
+    if (job_.teacher.format != "auto" && job_.teacher.format != t.format)
+      throw std::runtime_error(job_.file + ": teacher.format: says " + job_.teacher.format + " but " +
+                               job_.teacher.path + " is a " + t.format + " model");
+    if (tok_path.empty()) tok_path = t.tokenizer;
+    if (tok_path.empty())
+      throw std::runtime_error(job_.file + ": tokenizer.path: none given and none found beside " + job_.teacher.path);
+    tokenizer_ = load_tokenizer(tok_path, job_.tokenizer.kind);
+    if (tokenizer_->vocab_size() != t.model->config.vocab_size)
+      throw std::runtime_error(job_.file + ": tokenizer " + tok_path + " has " + std::to_string(tokenizer_->vocab_size()) +
+                               " pieces, the teacher's vocabulary is " + std::to_string(t.model->config.vocab_size));
+    teacher_ = t.model;
+    if (t.format != "llama2c" && t.format != "hf" && t.format != "checkpoint")
+      throw std::runtime_error(job_.teacher.path + ": a " + t.format + " model cannot be a teacher");
+    student_ = Llama(teacher_->config);
+    copy_parameters(teacher_, student_);
+    if (pretrain) {
+      teacher_ = Llama(nullptr);  // training the model itself: no teacher needed
+    } else {
+      teacher_->eval();
+      for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
+    }
+  }
+  QuantSpec spec;
+  spec.method = job_.quant.method;
+  spec.experts = job_.quant.experts;
+  spec.patterns = job_.quant.layers;
+  spec.init = job_.quant.init;
+  const ReplaceReport rep = replace_linears(student_, spec);
+  std::fprintf(stderr, "student: %s\n", rep.summary().c_str());
+  student_->train();
+}
+
+void Trainer::setup_optimizer() {
+  // Groups: 0 latent 1-bit weights, 1 scales (S_in/S_out), 2 router, 3 everything else (embeddings, norms, head).
+  std::vector<std::vector<torch::Tensor>> groups(4);
+  std::set<std::string> quantized;
+  for (const auto& n : student_->linear_names())
+    if (student_->get_linear(n)->kind() != "fp") quantized.insert(n);
+  for (auto& p : student_->named_parameters()) {
+    const std::string& k = p.key();
+    const std::string owner = k.substr(0, k.rfind('.'));
+    const std::string leaf = k.substr(k.rfind('.') + 1);
+    int g = 3;
+    if (quantized.count(owner)) g = leaf == "weight" ? 0 : (leaf == "s_in" || leaf == "s_out") ? 1 : leaf == "router" ? 2 : 3;
+    groups[g].push_back(p.value());
+  }
+  const double lr = job_.train.lr;
+  const double lrs[4] = {lr, job_.train.lr_scales > 0 ? job_.train.lr_scales : lr,
+                         job_.train.lr_router > 0 ? job_.train.lr_router : lr, lr};
+  std::vector<torch::optim::OptimizerParamGroup> param_groups;
+  for (int g = 0; g < 4; ++g) {
+    // Empty groups are kept (as no-op groups) so a checkpoint's optimiser state always lines up.
+    auto opts = std::make_unique<torch::optim::AdamWOptions>(lrs[g]);
+    opts->betas({job_.train.beta1, job_.train.beta2}).weight_decay(g == 1 || g == 2 ? 0.0 : job_.train.weight_decay);
+    param_groups.emplace_back(groups[g], std::move(opts));
+    group_lr_.push_back(lrs[g]);
+  }
+  optimizer_ = std::make_unique<torch::optim::AdamW>(param_groups, torch::optim::AdamWOptions(lr));
+}
+
+LossTerms Trainer::loss_step(const torch::Tensor& batch) {
+  const int64_t T = batch.size(1) - 1;
+  const torch::Tensor inputs = batch.narrow(1, 0, T), targets = batch.narrow(1, 1, T);
+  const auto& d = job_.distill;
+  LossTerms terms;
+  if (!teacher_) {  // pretraining
+    terms.ce = next_token_ce(student_->forward(inputs).logits, targets);
+    terms.total = terms.ce;
+    return terms;
+  }
+  const bool want_hidden = d.hidden_mse > 0;
+  LlamaOutput t;
+  {
+    torch::NoGradGuard no_grad;
+    t = teacher_->forward(inputs, want_hidden);
+  }
+  const LlamaOutput s = student_->forward(inputs, want_hidden);
+  torch::Tensor total = torch::zeros({});
+  if (d.kl > 0) total = total + d.kl * (terms.kl = kd_kl(s.logits, t.logits, d.temperature));
+  if (want_hidden) total = total + d.hidden_mse * (terms.hidden_mse = hidden_mse(s.hidden, t.hidden));
+  if (d.ce > 0) total = total + d.ce * (terms.ce = next_token_ce(s.logits, targets));
+  terms.total = total;
+  return terms;
+}
+
+std::map<std::string, double> Trainer::evaluate(LanguageModel& model) {
+  std::map<std::string, double> out;
+  for (const auto& set : job_.eval.ppl) {
+    const EvalWindows w = load_eval_windows(set, *tokenizer_);
+    out[set.name] = evaluate_perplexity(model, w, set.name).ppl;
+  }
+  return out;
+}
+
+void Trainer::log_step(const LossTerms& t, double grad_norm, double lr, double seconds) {
+  last_metrics_ = {{"step", step_},         {"tokens", tokens_},    {"lr", lr},
+                   {"loss", item(t.total)}, {"kl", item(t.kl)},     {"hidden_mse", item(t.hidden_mse)},
+                   {"ce", item(t.ce)},      {"grad_norm", grad_norm}, {"seconds", seconds}};
+  *metrics_file_ << last_metrics_.dump() << "\n";
+  metrics_file_->flush();
+}
+
+TrainSummary Trainer::train() {
+  TrainSummary summary;
+  const std::string root = (fs::path(job_.run.out_dir) / "checkpoints").string();
+  fs::create_directories(root);
+  std::ofstream(fs::path(job_.run.out_dir) / "job.yaml") << job_.text;
+  if (resume_) {
+    const std::string ck = newest_checkpoint(root);
+    if (ck.empty()) {
+      std::fprintf(stderr, "resume: no checkpoint in %s, starting from step 0\n", root.c_str());
+    } else {
+      const TrainState st = load_checkpoint(ck, student_, *optimizer_);
+      if (st.job_hash != hash_)
+        throw std::runtime_error(ck + ": was written by a different job file (hash " + st.job_hash + " vs " + hash_ +
+                                 "); resume with the same job, or use a new run.out_dir");
+      data_->restore(st.data_cursor);
+      step_ = st.step;
+      tokens_ = st.tokens;
+      std::fprintf(stderr, "resume: %s (step %lld, %lld tokens)\n", ck.c_str(), (long long)step_, (long long)tokens_);
+    }
+  }
+  metrics_file_ = std::make_unique<std::ofstream>(fs::path(job_.run.out_dir) / "metrics.jsonl", std::ios::app);
+
+  auto save = [&]() {
+    TrainState st{step_, tokens_, hash_, data_->cursor(), last_metrics_};
+    summary.checkpoint = save_checkpoint(root, st, student_, *optimizer_, job_.text, job_.checkpoint.keep);
+    // The tokenizer travels with the checkpoint, so `bmos generate/eval --model <checkpoint>` need nothing else.
+    const fs::path tp = tokenizer_->path();
+    if (tokenizer_->kind() == "byte") std::ofstream(fs::path(summary.checkpoint) / "tokenizer.byte");
+    else if (fs::is_regular_file(tp)) {
+      const std::string ext = tp.extension().string();
+      fs::copy_file(tp, fs::path(summary.checkpoint) / ("tokenizer" + ext), fs::copy_options::overwrite_existing);
+    }
+  };
+  g_interrupted = false;
+  auto old_handler = std::signal(SIGINT, on_sigint);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t start_step = step_, tokens_per_step = job_.train.batch_size * job_.data.seq_len * job_.train.grad_accum;
+  std::vector<torch::Tensor> params = student_->parameters();
+  const char* names[] = {"kl", "hidden_mse", "ce"};
+  std::fprintf(stderr, "train: %lld steps of %lld tokens (batch %lld x seq %lld x accum %lld), %d threads\n",
+               (long long)total_steps_, (long long)tokens_per_step, (long long)job_.train.batch_size,
+               (long long)job_.data.seq_len, (long long)job_.train.grad_accum, at::get_num_threads());
+  while (step_ < total_steps_) {
+    const double factor = schedule_.factor(step_);
+    for (size_t g = 0; g < optimizer_->param_groups().size(); ++g)
+      static_cast<torch::optim::AdamWOptions&>(optimizer_->param_groups()[g].options()).lr(group_lr_[g] * factor);
+    optimizer_->zero_grad();
+    LossTerms logged;
+    for (int64_t a = 0; a < job_.train.grad_accum; ++a) {
+      LossTerms terms = loss_step(data_->next(job_.train.batch_size));
+      const torch::Tensor* parts[] = {&terms.kl, &terms.hidden_mse, &terms.ce};
+      for (int i = 0; i < 3; ++i) {
+        if (parts[i]->defined() && !std::isfinite(parts[i]->item<double>())) {
+          throw std::runtime_error("step " + std::to_string(step_ + 1) + ": loss term '" + names[i] + "' is " +
+                                   std::to_string(parts[i]->item<double>()) +
+                                   "; nothing was trained on it (last checkpoint: " +
+                                   (summary.checkpoint.empty() ? newest_checkpoint(root) : summary.checkpoint) + ")");
+        }
+      }
+      (terms.total / double(job_.train.grad_accum)).backward();
+      auto acc = [&](torch::Tensor& into, const torch::Tensor& v) {
+        if (!v.defined()) return;
+        const torch::Tensor d = v.detach() / double(job_.train.grad_accum);
+        into = into.defined() ? into + d : d;
+      };
+      acc(logged.kl, terms.kl);
+      acc(logged.hidden_mse, terms.hidden_mse);
+      acc(logged.ce, terms.ce);
+      acc(logged.total, terms.total);
+    }
+    const double max_norm = job_.train.clip > 0 ? job_.train.clip : std::numeric_limits<double>::infinity();
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
+    if (!std::isfinite(grad_norm)) {
+      std::string where;
+      for (auto& p : student_->named_parameters())
+        if (p.value().grad().defined() && !torch::isfinite(p.value().grad()).all().item<bool>()) {
+          where = p.key();
+          break;
+        }
+      throw std::runtime_error("step " + std::to_string(step_ + 1) + ": non-finite gradient" +
+                               (where.empty() ? "" : " in '" + where + "'") + "; the step was not applied");
+    }
+    optimizer_->step();
+    ++step_;
+    tokens_ += tokens_per_step;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const bool last = step_ == total_steps_;
+    if (step_ % job_.train.log_every == 0 || last || step_ == start_step + 1) {
+      log_step(logged, grad_norm, group_lr_[0] * factor, secs);
+      const double tps = double((step_ - start_step) * tokens_per_step) / secs;
+      const double eta = double(total_steps_ - step_) * secs / double(step_ - start_step);
+      std::fprintf(stderr, "step %lld/%lld | %.0f tok/s | loss %.4f (kl %.4f, mse %.4f, ce %.4f) | lr %.2e | gnorm %.3f | eta %s\n",
+                   (long long)step_, (long long)total_steps_, tps, item(logged.total), item(logged.kl),
+                   item(logged.hidden_mse), item(logged.ce), group_lr_[0] * factor, grad_norm, fmt_duration(eta).c_str());
+    }
+    if (job_.eval.every > 0 && step_ % job_.eval.every == 0 && !last && !job_.eval.ppl.empty()) {
+      student_->eval();
+      for (const auto& [n, p] : evaluate(*student_)) std::fprintf(stderr, "eval step %lld: %s ppl %.4f\n", (long long)step_, n.c_str(), p);
+      student_->train();
+    }
+    if ((job_.checkpoint.every > 0 && step_ % job_.checkpoint.every == 0) || last) save();
+    if (g_interrupted) {
+      if (summary.checkpoint.empty() || read_train_state(summary.checkpoint).step != step_) save();
+      std::fprintf(stderr, "interrupted: saved %s; continue with --resume\n", summary.checkpoint.c_str());
+      summary.interrupted = true;
+      break;
+    }
+  }
+  std::signal(SIGINT, old_handler);
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  summary.steps = step_;
+  summary.tokens = tokens_;
+  summary.tokens_per_second = summary.seconds > 0 ? double((step_ - start_step) * tokens_per_step) / summary.seconds : 0;
+  if (summary.checkpoint.empty()) summary.checkpoint = newest_checkpoint(root);
+  if (!summary.interrupted && !job_.eval.ppl.empty()) {
+    student_->eval();
+    summary.student_ppl = evaluate(*student_);
+    if (teacher_) summary.teacher_ppl = evaluate(*teacher_);
+  }
+  json out = {{"steps", summary.steps}, {"tokens", summary.tokens}, {"seconds", summary.seconds},
+              {"tokens_per_second", summary.tokens_per_second}, {"student_ppl", summary.student_ppl},
+              {"teacher_ppl", summary.teacher_ppl}, {"checkpoint", summary.checkpoint},
+              {"interrupted", summary.interrupted}};
+  std::ofstream(fs::path(job_.run.out_dir) / "summary.json") << out.dump(2) << "\n";
+  return summary;
+}
+
+}  // namespace bmos

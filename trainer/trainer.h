@@ -1,0 +1,72 @@
+// The KD-QAT recipe (torchtune's KD recipe shape): setup -> train -> cleanup.
+//   setup:   teacher (frozen) from the job, student = teacher copy with quant.layers replaced, AdamW with parameter
+//            groups (latent weights / scales / router / the rest), schedule, data stream, resume state
+//   train:   loss_step per micro-batch (teacher under NoGradGuard), accumulation, clipping, NaN/Inf guard, logging,
+//            periodic eval and checkpoints, SIGINT = save and stop
+//   cleanup: final checkpoint, final evaluation, summary
+// quant.method none trains the model itself on next-token cross-entropy (pretraining a small teacher).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "data/tokenizer.h"
+#include "modules/llama.h"
+#include "trainer/batch_source.h"
+#include "trainer/job_config.h"
+#include "trainer/losses.h"
+#include "trainer/schedule.h"
+
+namespace bmos {
+
+struct TrainSummary {
+  int64_t steps = 0;
+  int64_t tokens = 0;
+  double seconds = 0;           // wall time of this process's training loop
+  double tokens_per_second = 0;
+  bool interrupted = false;     // stopped by SIGINT (a checkpoint was saved)
+  std::map<std::string, double> student_ppl, teacher_ppl;  // final evaluation, by eval set name
+  std::string checkpoint;       // the last checkpoint folder
+};
+
+class Trainer {
+ public:
+  Trainer(JobConfig job, bool resume);
+  ~Trainer();
+  TrainSummary train();
+
+  // One micro-batch: batch (B, T + 1) int64 -> weighted loss terms (student graph attached).
+  LossTerms loss_step(const torch::Tensor& batch);
+
+  Llama& student() { return student_; }
+  int64_t total_steps() const { return total_steps_; }
+
+ private:
+  void setup_model();
+  void setup_optimizer();
+  std::map<std::string, double> evaluate(LanguageModel& model);
+  void log_step(const LossTerms& terms, double grad_norm, double lr, double seconds);
+
+  JobConfig job_;
+  bool resume_;
+  std::string hash_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  Llama teacher_{nullptr};
+  Llama student_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::vector<double> group_lr_;  // base lr of each parameter group
+  std::unique_ptr<BatchSource> data_;
+  Schedule schedule_;
+  int64_t total_steps_ = 0;
+  int64_t step_ = 0, tokens_ = 0;
+  nlohmann::json last_metrics_;
+  std::unique_ptr<std::ofstream> metrics_file_;
+};
+
+// Hash of a job's text (hex), recorded in checkpoints.
+std::string job_hash(const std::string& text);
+
+}  // namespace bmos
