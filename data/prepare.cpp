@@ -106,7 +106,7 @@ ShardInfo tokenize_file(const std::string& file, const CorpusOptions& corpus, co
   ShardInfo info;
   info.tokenizer_hash = tok.hash();
   info.tokenizer_kind = tok.kind();
-  info.tokenizer_path = fs::absolute(tok.path()).lexically_normal().string();
+  info.tokenizer_path = tok.path().empty() ? tok.kind() : fs::absolute(tok.path()).lexically_normal().string();
   info.vocab_size = tok.vocab_size();
   info.source_file = st.path;
   info.source_size = st.size;

@@ -64,6 +64,7 @@ class Gpt2Tokenizer : public Tokenizer {
     nlohmann::json vocab;
     std::vector<std::pair<std::string, std::string>> merges;
     std::string special_map;
+    std::vector<int32_t> special;  // ids that decode to nothing
     Sha256 h;
     try {
       if (fs::is_directory(path) && fs::exists(fs::path(path) / "vocab.json") &&
@@ -112,7 +113,10 @@ class Gpt2Tokenizer : public Tokenizer {
           }
         }
         if (j.contains("added_tokens"))
-          for (const auto& t : j["added_tokens"]) vocab[t.at("content").get<std::string>()] = t.at("id").get<int>();
+          for (const auto& t : j["added_tokens"]) {
+            vocab[t.at("content").get<std::string>()] = t.at("id").get<int>();
+            if (t.value("special", false)) special.push_back(t.at("id").get<int32_t>());
+          }
       }
     } catch (const nlohmann::json::exception& e) {
       throw std::runtime_error(path + ": malformed GPT-2 tokenizer JSON (" + e.what() + ")");
@@ -171,6 +175,10 @@ class Gpt2Tokenizer : public Tokenizer {
     }
     bos_ = special_id(special_map, "bos_token", {"<|endoftext|>", "<s>"});
     eos_ = special_id(special_map, "eos_token", {"<|endoftext|>", "</s>"});
+    special.push_back(bos_);
+    special.push_back(eos_);
+    for (int32_t id : special)
+      if (id >= 0 && id < static_cast<int32_t>(bytes_.size())) bytes_[id].clear();
   }
 
   std::vector<int32_t> encode(const std::string& raw) const override {
@@ -198,7 +206,7 @@ class Gpt2Tokenizer : public Tokenizer {
     if (id < 0 || id >= vocab_size())
       throw std::runtime_error(path_ + ": token id " + std::to_string(id) + " outside the vocabulary of " +
                                std::to_string(vocab_size()));
-    return bytes_[id];  // empty for special tokens
+    return bytes_[id];  // empty for special tokens (BOS, EOS, tokenizer.json's special added tokens)
   }
 
   int32_t vocab_size() const override { return static_cast<int32_t>(pieces_.size()); }

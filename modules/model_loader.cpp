@@ -5,6 +5,7 @@
 
 #include "modules/model_files.h"
 #include "modules/model_format.h"
+#include "modules/packed_model.h"
 
 namespace bmos {
 
@@ -48,6 +49,8 @@ LoadedModel load_model(const std::string& path_in) {
     out.model->load_fp_state(ck.tensors);
   } else if (out.format == "checkpoint") {
     out.model = load_model_files(path);
+  } else if (out.format == "packed") {
+    out.model = load_packed_model(path).model;
   } else {
     throw std::runtime_error(path + ": model format '" + out.format + "' cannot be loaded by this build");
   }

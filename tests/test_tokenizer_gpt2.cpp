@@ -34,7 +34,7 @@ TEST(Gpt2Tokenizer, MatchesGoldenIds) {
   std::string line;
   while (std::getline(in, line)) golden.push_back(nlohmann::json::parse(line));
   ASSERT_GE(golden.size(), 300u);
-  for (const std::string path : {dir, dir + "/tokenizer.json"}) {
+  for (const std::string& path : std::vector<std::string>{dir, dir + "/tokenizer.json"}) {
     const auto tok = bmos::load_tokenizer(path);
     EXPECT_EQ(tok->kind(), "gpt2");
     EXPECT_EQ(tok->vocab_size(), 50257);

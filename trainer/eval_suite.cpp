@@ -1,5 +1,6 @@
 #include "trainer/eval_suite.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <sstream>
@@ -75,6 +76,7 @@ EvalReport run_eval_suite(LanguageModel& model, const Tokenizer& tok, const Eval
     const EvalWindows w = build_ppl_windows(tok, set);
     ProgressLine line(options.progress, set.name, "windows");
     PplOptions opt;
+    opt.batch_windows = std::max<int64_t>(1, options.token_budget / set.seq_len);
     opt.progress = [&](int64_t d, int64_t n) { line.update(d, n); };
     report.ppl.push_back(evaluate_perplexity(model, w, set.name, opt));
     report.ppl_sets.push_back(set);

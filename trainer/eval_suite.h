@@ -17,7 +17,7 @@
 namespace bmos {
 
 struct EvalRunOptions {
-  int64_t token_budget = 8192;  // padded tokens per forward pass (zero-shot), ~ the same for perplexity windows
+  int64_t token_budget = 8192;  // tokens per forward pass: padded requests (zero-shot), token_budget / seq_len windows
   bool progress = true;         // a progress line on stderr
 };
 

@@ -61,6 +61,7 @@ Trainer::Trainer(JobConfig job, bool resume) : job_(std::move(job)), resume_(res
     throw std::runtime_error(job_.file + ": run.device: '" + job_.run.device + "' is not available in this build (use cpu)");
   at::set_num_threads(job_.run.threads > 0 ? job_.run.threads : int(std::max(1u, std::thread::hardware_concurrency())));
   if (job_.data.sources.empty()) throw std::runtime_error(job_.file + ": data.sources: the job has no training data");
+  torch::manual_seed(job_.run.seed);  // router init and anything else random: the same job gives the same run
   setup_model();
   setup_optimizer();
   data_ = make_batch_source(job_, *tokenizer_);
@@ -81,7 +82,8 @@ void Trainer::setup_model() {
   std::string tok_path = job_.tokenizer.path;
   if (job_.teacher.format == "random") {
     if (!pretrain) throw std::runtime_error(job_.file + ": teacher.format: random only makes sense with quant.method none");
-    if (tok_path.empty()) throw std::runtime_error(job_.file + ": tokenizer.path: required with teacher.format random");
+    if (tok_path.empty() && job_.tokenizer.kind != "byte")
+      throw std::runtime_error(job_.file + ": tokenizer.path: required with teacher.format random (or kind: byte)");
     tokenizer_ = load_tokenizer(tok_path, job_.tokenizer.kind);
     LlamaConfig c;
     c.dim = job_.teacher.dim;
@@ -103,7 +105,7 @@ void Trainer::setup_model() {
       throw std::runtime_error(job_.file + ": teacher.format: says " + job_.teacher.format + " but " +
                                job_.teacher.path + " is a " + t.format + " model");
     if (tok_path.empty()) tok_path = t.tokenizer;
-    if (tok_path.empty())
+    if (tok_path.empty() && job_.tokenizer.kind != "byte")
       throw std::runtime_error(job_.file + ": tokenizer.path: none given and none found beside " + job_.teacher.path);
     tokenizer_ = load_tokenizer(tok_path, job_.tokenizer.kind);
     if (tokenizer_->vocab_size() != t.model->config.vocab_size)

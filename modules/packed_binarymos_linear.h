@@ -1,0 +1,72 @@
+// The inference form of a 1-bit decoder linear: sign bits packed in the canonical layout (kernels/packed_format.h),
+// repacked once at construction into the CPU kernels' tile order (kernels/cpu/prepared_matrix.h), plus fp32 scales.
+//
+//   g     = softmax(x router^T)        router (E, in), absent when E == 1          x (M, in), g (M, E)
+//   s_in  = g s_in_experts             s_in_experts  (E, in)
+//   s_out = g s_out_experts            s_out_experts (E, out)
+//   y     = ((x * s_in) B^T) * s_out + bias          B (out, in) in {-1, +1}, y (M, out)
+//
+// computed by kernels::binarymos_forward on 1 or 2 threads (at::get_num_threads() capped at 2). CPU, fp32, no
+// autograd: it serves `bmos generate` and `bmos eval` of exported models.
+//
+// A Sign layer (y = (x B^T) * alpha + bias) is the same layer with E = 1, s_in = 1 and s_out = alpha, exactly; it is
+// marked `sign` so the exporter stores only alpha (the file's `scale`), not a row of ones.
+//
+// Memory: the prepared bits (32/30 bits per weight plus tile padding) and the fp32 scales; the canonical words are
+// rebuilt from the prepared matrix on demand (bits()), not kept twice.
+#pragma once
+
+#include <memory>
+
+#include <torch/torch.h>
+
+#include "kernels/cpu/prepared_matrix.h"
+#include "modules/linear_like.h"
+
+namespace bmos {
+
+class BinaryMoSLinearImpl;
+class SignLinearImpl;
+
+class PackedBinaryMoSLinearImpl : public LinearLike {
+ public:
+  // bits: (out, packed::words_per_row(in)) int32 tensor holding the canonical uint32 words (safetensors "U32" loads as
+  // int32 with the same bits). router (E, in) or undefined when E == 1; s_in (E, in); s_out (E, out); bias (out) or
+  // undefined. Float tensors are converted to fp32. Shapes are checked; errors name the tensor.
+  PackedBinaryMoSLinearImpl(const torch::Tensor& bits, int64_t in, const torch::Tensor& router,
+                            const torch::Tensor& s_in, const torch::Tensor& s_out, const torch::Tensor& bias);
+  // A Sign layer: alpha (out) is its one per-output scale.
+  static std::shared_ptr<PackedBinaryMoSLinearImpl> sign(const torch::Tensor& bits, int64_t in,
+                                                         const torch::Tensor& alpha, const torch::Tensor& bias);
+
+  // Packs a training layer: bits = packed sign(weight) (sign(0) = +1, as training's ste_sign), scales copied.
+  static std::shared_ptr<PackedBinaryMoSLinearImpl> from_binarymos(const BinaryMoSLinearImpl& layer);
+  // alpha = mean |W| per row, as SignLinear computes it in its forward.
+  static std::shared_ptr<PackedBinaryMoSLinearImpl> from_sign(const SignLinearImpl& layer);
+
+  // (..., in) -> (..., out). x must be a CPU tensor and need no gradient.
+  torch::Tensor forward(const torch::Tensor& x) override;
+  int64_t in_features() const override { return prepared_.cols(); }
+  int64_t out_features() const override { return prepared_.rows(); }
+  std::string kind() const override { return "packed"; }
+
+  int64_t experts() const { return s_out.size(0); }  // E (1 for a sign layer)
+  bool is_sign() const { return sign_; }
+  // The canonical words, (out, packed::words_per_row(in)) int32.
+  torch::Tensor bits() const;
+  int64_t prepared_bytes() const { return prepared_.bytes(); }
+
+  // Buffers, fp32: router (E, in) or undefined; s_in (E, in) (ones (1, in) for a sign layer); s_out (E, out);
+  // bias (out) or undefined.
+  torch::Tensor router, s_in, s_out, bias;
+
+ private:
+  kernels::PreparedBinaryMatrix prepared_;
+  bool sign_ = false;
+};
+TORCH_MODULE(PackedBinaryMoSLinear);
+
+// Packs a row-major float matrix W (out, in) into canonical words: (out, words_per_row(in)) int32.
+torch::Tensor pack_sign_bits(const torch::Tensor& weight);
+
+}  // namespace bmos

@@ -1,0 +1,399 @@
+// Packed export and serving: PackedBinaryMoSLinear against the training layers, the export -> load round trip on
+// small random models (E = 1 / 4, biases, odd shapes, FP layers left in, Sign layers, int8 embeddings), refusal of
+// unknown format versions, the 7B/13B size arithmetic, and stories260K end to end (greedy text of the packed model
+// equals the training graph's).
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "kernels/packed_format.h"
+#include "modules/binarymos_linear.h"
+#include "modules/generate.h"
+#include "modules/model_loader.h"
+#include "modules/packed_binarymos_linear.h"
+#include "modules/packed_model.h"
+#include "modules/replace.h"
+#include "modules/sign_linear.h"
+#include "trainer/export.h"
+#include "trainer/export_size.h"
+#include "tests/test_util.h"
+
+namespace bmos {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Relative error of the packed path: max |got - want| / max |want|.
+double max_rel(const torch::Tensor& got, const torch::Tensor& want) {
+  return (got - want).abs().max().item<double>() / want.abs().max().item<double>();
+}
+
+// Experts that differ from each other and a router that spreads tokens over them (a fresh from_linear layer has
+// identical experts, which would hide a wrong router).
+void randomize_experts(BinaryMoSLinearImpl& l, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(seed);
+  l.s_in.mul_(1 + 0.3 * torch::randn_like(l.s_in));
+  l.s_out.mul_(1 + 0.3 * torch::randn_like(l.s_out));
+  if (l.router.defined()) l.router.normal_(0, 2.0 / std::sqrt(double(l.in_features())));
+  if (l.bias.defined()) l.bias.normal_(0, 0.1);
+}
+
+std::shared_ptr<BinaryMoSLinearImpl> random_binarymos(int64_t in, int64_t out, int64_t E, bool bias, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto l = BinaryMoSLinearImpl::from_linear(torch::randn({out, in}) * 0.05,
+                                            bias ? torch::randn({out}) : torch::Tensor(), E);
+  randomize_experts(*l, seed + 1);
+  return l;
+}
+
+// ----------------------------------------------------------------------------------------------- the packed layer
+TEST(PackedLinear, MatchesBinaryMoSLayerOnOddShapes) {
+  torch::NoGradGuard no_grad;
+  for (auto [in, out] : {std::pair<int64_t, int64_t>{37, 53}, {100, 61}, {64, 64}, {1, 5}, {33, 1}}) {
+    for (int64_t E : {1, 4}) {
+      for (bool bias : {false, true}) {
+        auto train = random_binarymos(in, out, E, bias, 10 * in + out + E);
+        auto packed = PackedBinaryMoSLinearImpl::from_binarymos(*train);
+        EXPECT_TRUE(torch::equal(packed->bits(), pack_sign_bits(train->weight)));
+        EXPECT_EQ(packed->experts(), E);
+        for (const auto& shape : {std::vector<int64_t>{1, in}, {7, in}, {2, 3, in}}) {
+          const torch::Tensor x = torch::randn(shape);
+          const torch::Tensor want = train->forward(x), got = packed->forward(x);
+          ASSERT_EQ(got.sizes(), want.sizes());
+          const double err = max_rel(got, want);
+          EXPECT_LE(err, 1e-5) << in << "x" << out << " E=" << E << " bias=" << bias << ": max rel diff " << err;
+        }
+      }
+    }
+  }
+}
+
+TEST(PackedLinear, MatchesSignLayerAsE1WithUnitInputScale) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(3);
+  auto train = SignLinearImpl::from_linear(torch::randn({45, 70}), torch::randn({45}));
+  auto packed = PackedBinaryMoSLinearImpl::from_sign(*train);
+  EXPECT_TRUE(packed->is_sign());
+  const torch::Tensor x = torch::randn({9, 70});
+  const double err = max_rel(packed->forward(x), train->forward(x));
+  EXPECT_LE(err, 1e-5) << "max rel diff " << err;
+}
+
+TEST(PackedLinear, SignOfZeroIsPlusOne) {
+  // A zero weight must pack as +1, the rule of training's ste_sign.
+  const torch::Tensor w = torch::tensor({{0.0f, -1.0f, 2.0f}});
+  const torch::Tensor bits = pack_sign_bits(w);
+  EXPECT_EQ(bits.item<int32_t>(), 0b101);
+}
+
+TEST(PackedLinear, RefusesGradientsAndNonCpuInputs) {
+  auto packed = PackedBinaryMoSLinearImpl::from_binarymos(*random_binarymos(8, 4, 2, false, 1));
+  const torch::Tensor x = torch::randn({2, 8}, torch::requires_grad());
+  EXPECT_THROW(packed->forward(x), std::invalid_argument);
+  EXPECT_THROW(packed->forward(torch::randn({2, 9})), std::invalid_argument);
+}
+
+// ------------------------------------------------------------------------------------------- model round trips
+LlamaConfig odd_config(bool tied) {
+  LlamaConfig c;
+  c.dim = 48;
+  c.hidden_dim = 100;  // neither a multiple of 32 (packed words) nor of 30 (the kernels' words)
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.vocab_size = 67;
+  c.max_seq_len = 32;
+  c.tie_embeddings = tied;
+  return c;
+}
+
+Llama random_student(const LlamaConfig& c, const QuantSpec& spec, bool biases, uint64_t seed) {
+  Llama m(c);
+  m->init_random(seed);
+  replace_linears(m, spec);
+  torch::NoGradGuard no_grad;
+  uint64_t s = seed;
+  for (const auto& name : m->linear_names()) {
+    if (auto b = std::dynamic_pointer_cast<BinaryMoSLinearImpl>(m->get_linear(name))) {
+      if (biases && name.find("w2") != std::string::npos) {  // some layers with a bias
+        auto withb = BinaryMoSLinearImpl::from_linear(b->weight, torch::randn({b->out_features()}) * 0.1, b->experts());
+        m->set_linear(name, withb);
+        b = withb;
+      }
+      randomize_experts(*b, ++s);
+    }
+  }
+  m->eval();
+  return m;
+}
+
+torch::Tensor sample_tokens(const LlamaConfig& c, int64_t B, int64_t T, uint64_t seed) {
+  torch::manual_seed(seed);
+  return torch::randint(0, c.vocab_size, {B, T}, torch::kLong);
+}
+
+// Every float tensor of the training model rounded to what the file stores: scales/router/int8 rows as scale_dtype,
+// the rest as fp_dtype. The packed model must then match it to fp32 summation order.
+void round_like_file(Llama& m, const PackedQuantization& q) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : m->named_parameters()) {
+    const std::string& n = p.key();
+    const bool is_scale = n.find(".s_in") != std::string::npos || n.find(".s_out") != std::string::npos ||
+                          n.find(".router") != std::string::npos;
+    const bool is_embedding = n == "tok_embeddings.weight" || n == "output.weight";
+    if (n.size() > 7 && n.compare(n.size() - 7, 7, ".weight") == 0) {
+      auto l = std::dynamic_pointer_cast<LinearLike>(m->named_modules()[n.substr(0, n.size() - 7)]);
+      if (l && l->kind() != "fp") continue;  // latent weights of 1-bit layers: only their signs are stored
+    }
+    if (is_embedding && q.embedding_bits == 8) {
+      auto [codes, scale] = quantize_rows_int8(p.value(), q.scale_dtype);
+      p.value().copy_(dequantize_rows_int8(codes, scale));
+    } else {
+      p.value().copy_(round_to_dtype(p.value(), is_scale ? q.scale_dtype : q.fp_dtype));
+    }
+  }
+}
+
+int64_t safetensors_header_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint64_t n = 0;
+  in.read(reinterpret_cast<char*>(&n), 8);
+  return 8 + static_cast<int64_t>(n);
+}
+
+struct RoundTripCase {
+  const char* name;
+  bool tied;
+  QuantSpec spec;
+  bool biases;
+  ExportOptions options;
+};
+
+std::vector<RoundTripCase> round_trip_cases() {
+  QuantSpec e4, e1, attention_only, sign;
+  e1.experts = 1;
+  attention_only.patterns = {"layers.*.attention.*"};
+  sign.method = "sign";
+  ExportOptions f32, f16, bf16_int8;  // (a Sign layer's alpha is computed from its latent weights: f32 only)
+  f32.scale_dtype = f32.fp_dtype = "f32";
+  bf16_int8.scale_dtype = "bf16";
+  bf16_int8.embedding_bits = 8;
+  return {{"e4_f32_untied", false, e4, false, f32},     {"e4_f16_tied_bias", true, e4, true, f16},
+          {"e1_f32_bias", false, e1, true, f32},        {"e1_f16_untied", false, e1, false, f16},
+          {"attention_only_f16", true, attention_only, false, f16},
+          {"sign_f32", false, sign, true, f32},         {"e4_bf16_int8_untied", false, e4, false, bf16_int8}};
+}
+
+TEST(Export, RoundTripLogitsMatchTrainingGraph) {
+  torch::NoGradGuard no_grad;
+  uint64_t seed = 100;
+  for (auto cs : round_trip_cases()) {
+    SCOPED_TRACE(cs.name);
+    const LlamaConfig c = odd_config(cs.tied);
+    Llama train = random_student(c, cs.spec, cs.biases, ++seed);
+    const std::string dir = test::temp_dir(std::string("export_") + cs.name);
+    cs.options.sample_sequences = 2;
+    cs.options.sample_len = 12;
+    const ExportReport report = export_packed(train, dir + "/out", cs.options);
+
+    // The file: the layout's tensors and nothing else, behind one header.
+    const std::string st = dir + "/out/model.safetensors";
+    EXPECT_EQ(report.file_bytes, static_cast<int64_t>(fs::file_size(st)));
+    EXPECT_EQ(report.file_bytes, safetensors_header_bytes(st) + report.payload_bytes);
+    EXPECT_FALSE(fs::exists(dir + "/out.tmp." + std::to_string(::getpid())));
+    const int64_t quantized = cs.spec.patterns.size() == 1 ? 4 * c.n_layers : 7 * c.n_layers;
+    EXPECT_EQ(static_cast<int64_t>(report.layers.size()), quantized);
+
+    // Loaded the way `bmos generate` / `bmos eval` load it.
+    LoadedModel loaded = load_model(dir + "/out");
+    EXPECT_EQ(loaded.format, "packed");
+    int64_t packed_layers = 0;
+    for (const auto& n : loaded.model->linear_names()) packed_layers += loaded.model->get_linear(n)->kind() == "packed";
+    EXPECT_EQ(packed_layers, quantized);
+
+    round_like_file(train, report.quantization);
+    const torch::Tensor tokens = sample_tokens(c, 3, 17, seed);
+    const torch::Tensor want = train->forward(tokens).logits, got = loaded.model->forward(tokens).logits;
+    const double err = max_rel(got, want);
+    std::printf("[export %s] packed vs training-graph logits (file-rounded weights): max rel diff %.3e; export "
+                "report worst layer %s %.3e\n",
+                cs.name, err, report.worst_layer.c_str(), report.worst_max_rel);
+    EXPECT_LE(err, 2e-5) << "packed model logits differ from the training graph's";
+    EXPECT_EQ(got.argmax(-1).ne(want.argmax(-1)).sum().item<int64_t>(), 0);
+    // The report's error is the one the file's rounding makes: fp32 files are exact up to summation order.
+    if (report.quantization.scale_dtype == "F32") EXPECT_LE(report.worst_max_rel, 1e-5);
+    else EXPECT_LE(report.worst_max_rel, 2e-2);
+
+    // Decoding through the KV cache gives the same logits as the full forward.
+    KVCache cache = loaded.model->new_cache(1, 17);
+    const torch::Tensor first = loaded.model->forward_cached(tokens.slice(0, 0, 1).slice(1, 0, 9), cache);
+    const torch::Tensor rest = loaded.model->forward_cached(tokens.slice(0, 0, 1).slice(1, 9, 17), cache);
+    const double cache_err = max_rel(torch::cat({first, rest}, 1), got.slice(0, 0, 1));
+    EXPECT_LE(cache_err, 1e-5) << "cached decode vs full forward";
+  }
+}
+
+TEST(Export, ReplacesAnEarlierExportButNothingElse) {
+  Llama train = random_student(odd_config(true), QuantSpec{}, false, 7);
+  ExportOptions o;
+  o.sample_sequences = 1;
+  o.sample_len = 4;
+  const std::string dir = test::temp_dir("export_replace");
+  export_packed(train, dir + "/out", o);
+  EXPECT_NO_THROW(export_packed(train, dir + "/out", o));
+  fs::create_directories(dir + "/other");
+  std::ofstream(dir + "/other/notes.txt") << "mine";
+  EXPECT_THROW(export_packed(train, dir + "/other", o), std::invalid_argument);
+  EXPECT_TRUE(fs::exists(dir + "/other/notes.txt"));
+  Llama fp(odd_config(true));
+  EXPECT_THROW(export_packed(fp, dir + "/fp", o), std::invalid_argument);  // nothing to pack
+  EXPECT_FALSE(fs::exists(dir + "/fp"));
+}
+
+// ------------------------------------------------------------------------------------------- format refusal
+void edit_quantization(const std::string& dir, const std::string& key, const nlohmann::json& value) {
+  nlohmann::json j;
+  {
+    std::ifstream in(dir + "/config.json");
+    j = nlohmann::json::parse(in);
+  }
+  j["quantization"][key] = value;
+  std::ofstream(dir + "/config.json") << j.dump(2);
+}
+
+std::string load_error(const std::string& dir) {
+  try {
+    load_model(dir);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Export, ReadersRefuseUnknownFormatVersionAndBitOrder) {
+  Llama train = random_student(odd_config(false), QuantSpec{}, false, 9);
+  ExportOptions o;
+  o.sample_sequences = 1;
+  o.sample_len = 4;
+  const std::string dir = test::temp_dir("export_version") + "/out";
+  export_packed(train, dir, o);
+  ASSERT_EQ(load_error(dir), "");
+
+  edit_quantization(dir, "format_version", 2);
+  const std::string e = load_error(dir);
+  EXPECT_NE(e.find("format_version is 2"), std::string::npos) << e;
+  EXPECT_NE(e.find("reads only format_version 1"), std::string::npos) << e;
+  EXPECT_NE(e.find("config.json"), std::string::npos) << e;
+
+  edit_quantization(dir, "format_version", packed::kFormatVersion);
+  edit_quantization(dir, "bit_order", "col_major");
+  EXPECT_NE(load_error(dir).find("bit_order"), std::string::npos);
+
+  edit_quantization(dir, "bit_order", packed::kBitOrder);
+  edit_quantization(dir, "experts", 2);  // the tensors hold 4 experts
+  EXPECT_NE(load_error(dir).find("experts"), std::string::npos);
+}
+
+// ------------------------------------------------------------------------------------------- size arithmetic
+// Exact bytes of a LLaMA with every decoder linear packed (E experts, fp16 scales/router/embeddings/head/norms),
+// written out from the shapes here rather than taken from the exporter's table. kv: outputs of wk and wv.
+int64_t expected_bytes(int64_t dim, int64_t hidden, int64_t layers, int64_t vocab, int64_t E, int64_t kv,
+                       bool tied) {
+  auto linear = [&](int64_t in, int64_t out) {
+    const int64_t bits = out * ((in + 31) / 32) * 4;
+    const int64_t scales = 2 * (E * in + E * out + (E > 1 ? E * in : 0));
+    return bits + scales;
+  };
+  const int64_t block = 2 * linear(dim, dim) + 2 * linear(dim, kv) + 2 * linear(dim, hidden) + linear(hidden, dim) +
+                        2 * dim * 2;
+  return layers * block + (tied ? 1 : 2) * vocab * dim * 2 + dim * 2;
+}
+
+TEST(ExportSize, Llama2ShapesReproduceThePaper) {
+  PackedQuantization q;  // binarymos E=4, F16 scales, F16 rest
+  const ShapeSize s7 = size_from_shapes("llama2-7b", llama_shape_preset("llama2-7b"), q);
+  const ShapeSize s13 = size_from_shapes("llama2-13b", llama_shape_preset("llama2-13b"), q);
+  EXPECT_EQ(s7.packed.total(), expected_bytes(4096, 11008, 32, 32000, 4, 4096, false));
+  EXPECT_EQ(s13.packed.total(), expected_bytes(5120, 13824, 40, 32000, 4, 5120, false));
+  EXPECT_EQ(s7.onebit.total(), expected_bytes(4096, 11008, 32, 32000, 1, 4096, false));
+  EXPECT_EQ(s7.params, 6738415616);  // LLaMA-2-7B's published parameter count
+  EXPECT_LE(s7.packed.total(), 1.40e9);
+  EXPECT_LE(s13.packed.total(), 2.33e9);
+  std::printf("[size] llama2-7b %.4f GB (%lld bytes), llama2-13b %.4f GB (%lld bytes); paper: 1.40 / 2.33 GB\n",
+              s7.packed.total() / 1e9, static_cast<long long>(s7.packed.total()), s13.packed.total() / 1e9,
+              static_cast<long long>(s13.packed.total()));
+
+  // int8 embeddings and head: one byte per weight plus one fp16 scale per row, instead of two bytes.
+  PackedQuantization q8 = q;
+  q8.embedding_bits = 8;
+  const ShapeSize s7_8 = size_from_shapes("llama2-7b", llama_shape_preset("llama2-7b"), q8);
+  EXPECT_EQ(s7.packed.total() - s7_8.packed.total(), 2 * (32000 * 4096 - 32000 * 2));
+}
+
+TEST(ExportSize, ExportedFileMatchesTheShapeArithmetic) {
+  // The size report and the exporter share one table; check it against a real file of the same config.
+  LlamaConfig c = odd_config(false);
+  Llama train = random_student(c, QuantSpec{}, false, 11);
+  ExportOptions o;
+  o.sample_sequences = 1;
+  o.sample_len = 4;
+  const ExportReport r = export_packed(train, test::temp_dir("export_size") + "/out", o);
+  PackedQuantization q;
+  EXPECT_EQ(r.payload_bytes, size_from_shapes("odd", c, q).packed.total());
+  EXPECT_EQ(r.payload_bytes,
+            expected_bytes(c.dim, c.hidden_dim, c.n_layers, c.vocab_size, 4, c.n_kv_heads * c.head_dim(), false));
+}
+
+// ------------------------------------------------------------------------------------------- int8 embeddings
+TEST(Export, Int8RowsRoundTripWithinHalfAStep) {
+  torch::manual_seed(5);
+  const torch::Tensor w = torch::randn({20, 33});
+  auto [codes, scale] = quantize_rows_int8(w, "F16");
+  EXPECT_EQ(codes.scalar_type(), torch::kInt8);
+  const torch::Tensor back = dequantize_rows_int8(codes, scale);
+  const torch::Tensor err = (back - w).abs().amax(1) / scale;  // in units of the row's step
+  EXPECT_LE(err.max().item<double>(), 0.5 + 1e-3);
+}
+
+// ------------------------------------------------------------------------------------------- stories260K
+TEST(Export, Stories260KGreedyTextMatchesTrainingGraph) {
+  BMOS_REQUIRE_DATA(model_path, "models/stories260K/stories260K.bin");
+  BMOS_REQUIRE_DATA(tok_path, "models/stories260K/tok512.model");
+  torch::NoGradGuard no_grad;
+  Llama train = load_model(model_path).model;
+  replace_linears(train, QuantSpec{});  // BinaryMoS E=4 on every decoder linear
+  uint64_t seed = 40;
+  for (const auto& name : train->linear_names())
+    randomize_experts(*std::dynamic_pointer_cast<BinaryMoSLinearImpl>(train->get_linear(name)), ++seed);
+  train->eval();
+  ExportOptions o;  // the defaults: fp16 scales and FP rest
+  o.tokenizer = tok_path;
+  const std::string dir = test::temp_dir("export_stories260k") + "/out";
+  const ExportReport r = export_packed(train, dir, o);
+  std::printf("%s", r.text().c_str());
+  EXPECT_TRUE(fs::exists(dir + "/tok512.model"));
+  EXPECT_EQ(find_tokenizer_near(dir), dir + "/tok512.model");
+
+  Llama packed = load_model(dir).model;
+  GenerateOptions g;
+  g.steps = 128;
+  g.temperature = 0.0;
+  const auto want = generate(train, {1}, g), got = generate(packed, {1}, g);
+  size_t same = 0;
+  while (same < want.size() && same < got.size() && want[same] == got[same]) ++same;
+  std::printf("[stories260k] greedy: %zu of %zu tokens equal (training graph %zu tokens, packed %zu)\n", same,
+              want.size(), want.size(), got.size());
+  EXPECT_GE(same, 65u) << "BOS + 64 generated tokens must match";
+  EXPECT_EQ(got, want);
+}
+
+}  // namespace
+}  // namespace bmos
