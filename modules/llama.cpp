@@ -53,17 +53,18 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     k = cache->k[layer].index({Slice(), Slice(), Slice(0, start + T)});
     v = cache->v[layer].index({Slice(), Slice(), Slice(0, start + T)});
   }
-  if (n_kv_heads != n_heads) {  // grouped-query: query head h reads kv head h / (n_heads / n_kv_heads)
-    k = k.repeat_interleave(n_heads / n_kv_heads, 1);
-    v = v.repeat_interleave(n_heads / n_kv_heads, 1);
-  }
-  const int64_t S = k.size(2);
-  torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(head_dim)));  // (B,H,T,S)
+  // Grouped-query attention without copying keys/values: query head h reads kv head h / rep, so the rep query heads
+  // of one kv head are stacked along the time axis: q (B, KVH, rep*T, hd) against k (B, KVH, S, hd).
+  const int64_t rep = n_heads / n_kv_heads, S = k.size(2);
+  const torch::Tensor qg = q.reshape({B, n_kv_heads, rep * T, head_dim});
+  torch::Tensor scores = torch::matmul(qg * (1.0 / std::sqrt(double(head_dim))), k.transpose(-2, -1))
+                             .view({B, n_heads, T, S});  // (B, H, T, S)
   if (T > 1) {  // query i (absolute position start + i) sees keys j <= start + i
     const torch::Tensor mask = torch::ones({T, S}, torch::dtype(torch::kBool)).triu(start + 1);
     scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
   }
-  const torch::Tensor out = torch::matmul(torch::softmax(scores, -1), v);  // (B, H, T, hd)
+  const torch::Tensor probs = torch::softmax(scores, -1).view({B, n_kv_heads, rep * T, S});
+  const torch::Tensor out = torch::matmul(probs, v).view({B, n_heads, T, head_dim});  // (B, H, T, hd)
   return wo->forward(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}));
 }
 

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "trainer/cli_flags.h"
 #include "trainer/commands.h"
 #include "trainer/trainer.h"
 
@@ -11,7 +12,9 @@ namespace bmos {
 
 int cmd_train(const std::vector<std::string>& args) {
   if (args.size() != 1) throw std::invalid_argument("usage: bmos train JOB.yaml [--resume]");
-  Trainer trainer(load_job(args[0]), FLAGS_resume);
+  JobConfig job = load_job(args[0]);
+  if (FLAGS_threads > 0) job.run.threads = FLAGS_threads;  // the command line wins over run.threads
+  Trainer trainer(std::move(job), FLAGS_resume);
   const TrainSummary s = trainer.train();
   std::printf("trained %lld steps, %lld tokens in %.1f s (%.0f tokens/s)%s\n", (long long)s.steps, (long long)s.tokens,
               s.seconds, s.tokens_per_second, s.interrupted ? " [interrupted]" : "");

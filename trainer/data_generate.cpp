@@ -14,6 +14,7 @@
 #include "data/tokenizer.h"
 #include "modules/model_loader.h"
 #include "modules/sampler.h"
+#include "trainer/cli_flags.h"
 
 DEFINE_uint64(gen_seed, 0, "bmos data generate: override generate.seed (e.g. for a held-out corpus)");
 DEFINE_int64(gen_count, 0, "bmos data generate: override generate.count");
@@ -31,7 +32,8 @@ int run_data_generate(const JobConfig& job) {
   if (g.out.empty()) throw std::runtime_error(job.file + ": generate.out: missing (the corpus file to write)");
   if (g.count <= 0) throw std::runtime_error(job.file + ": generate.count: must be > 0");
   if (g.batch <= 0) throw std::runtime_error(job.file + ": generate.batch: must be > 0");
-  at::set_num_threads(job.run.threads > 0 ? job.run.threads : int(std::max(1u, std::thread::hardware_concurrency())));
+  const int threads = FLAGS_threads > 0 ? FLAGS_threads : job.run.threads;
+  at::set_num_threads(threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency())));
   LoadedModel m = load_model(job.teacher.path);
   const std::string tok_path = job.tokenizer.path.empty() ? m.tokenizer : job.tokenizer.path;
   if (tok_path.empty()) throw std::runtime_error(job.file + ": tokenizer.path: none given and none beside the teacher");
