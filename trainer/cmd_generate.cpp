@@ -5,6 +5,7 @@
 
 #include <ATen/Parallel.h>
 
+#include "modules/threads.h"
 #include "data/tokenizer.h"
 #include "modules/generate.h"
 #include "modules/model_loader.h"
@@ -34,7 +35,7 @@ void print_piece(const std::string& piece) {
 int cmd_generate(const std::vector<std::string>& args) {
   if (!args.empty()) throw std::invalid_argument("unexpected argument '" + args[0] + "' (the prompt goes in --prompt)");
   if (FLAGS_model.empty()) throw std::invalid_argument("--model PATH is required (a llama2.c .bin, a HF folder, ...)");
-  if (FLAGS_threads > 0) at::set_num_threads(FLAGS_threads);
+  if (FLAGS_threads > 0) set_compute_threads(FLAGS_threads);
   LoadedModel loaded = load_model(FLAGS_model);
   const std::string tok_path = FLAGS_tokenizer.empty() ? loaded.tokenizer : FLAGS_tokenizer;
   if (tok_path.empty())

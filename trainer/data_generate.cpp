@@ -1,3 +1,4 @@
+#include "modules/threads.h"
 #include "trainer/data_generate.h"
 
 #include <chrono>
@@ -33,7 +34,7 @@ int run_data_generate(const JobConfig& job) {
   if (g.count <= 0) throw std::runtime_error(job.file + ": generate.count: must be > 0");
   if (g.batch <= 0) throw std::runtime_error(job.file + ": generate.batch: must be > 0");
   const int threads = FLAGS_threads > 0 ? FLAGS_threads : job.run.threads;
-  at::set_num_threads(threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency())));
+  set_compute_threads(threads);
   LoadedModel m = load_model(job.teacher.path);
   const std::string tok_path = job.tokenizer.path.empty() ? m.tokenizer : job.tokenizer.path;
   if (tok_path.empty()) throw std::runtime_error(job.file + ": tokenizer.path: none given and none beside the teacher");

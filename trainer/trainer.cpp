@@ -1,3 +1,4 @@
+#include "modules/threads.h"
 #include "trainer/trainer.h"
 
 #include <atomic>
@@ -59,7 +60,7 @@ std::string job_hash(const std::string& text) {
 Trainer::Trainer(JobConfig job, bool resume) : job_(std::move(job)), resume_(resume), hash_(job_hash(job_.text)) {
   if (job_.run.device != "cpu" && !torch::cuda::is_available())
     throw std::runtime_error(job_.file + ": run.device: '" + job_.run.device + "' is not available in this build (use cpu)");
-  at::set_num_threads(job_.run.threads > 0 ? job_.run.threads : int(std::max(1u, std::thread::hardware_concurrency())));
+  set_compute_threads(job_.run.threads);
   if (job_.data.sources.empty()) throw std::runtime_error(job_.file + ": data.sources: the job has no training data");
   torch::manual_seed(job_.run.seed);  // router init and anything else random: the same job gives the same run
   setup_model();
