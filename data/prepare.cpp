@@ -7,7 +7,10 @@
 #include <cstdio>
 #include <deque>
 #include <filesystem>
-#include <future>
+#include <condition_variable>
+#include <exception>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -68,7 +71,91 @@ struct Batch {
   int64_t text_bytes = 0;
 };
 
-constexpr int64_t kBatchBytes = 1 << 20;
+// Long-lived tokenizer workers (so per-thread word caches stay warm across batches) that hand batches back in
+// submission order. At most `workers + 1` batches are pending: memory stays bounded whatever the file size.
+class EncodePool {
+ public:
+  EncodePool(const Tokenizer& tok, int workers) : tok_(tok), limit_(static_cast<size_t>(workers) + 1) {
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
+  }
+  ~EncodePool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  bool full() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return order_.size() >= limit_;
+  }
+  bool empty() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return order_.empty();
+  }
+  void submit(Batch b) {
+    auto slot = std::make_shared<Slot>();
+    slot->batch = std::move(b);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      order_.push_back(slot);
+      todo_.push_back(slot);
+    }
+    cv_.notify_all();
+  }
+  // The oldest submitted batch, tokenized (waits for it); rethrows a worker's exception.
+  Batch take() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return order_.front()->done; });
+    auto slot = order_.front();
+    order_.pop_front();
+    if (slot->error) std::rethrow_exception(slot->error);
+    return std::move(slot->batch);
+  }
+
+ private:
+  struct Slot {
+    Batch batch;
+    bool done = false;
+    std::exception_ptr error;
+  };
+  void work() {
+    while (true) {
+      std::shared_ptr<Slot> slot;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !todo_.empty(); });
+        if (stop_) return;
+        slot = todo_.front();
+        todo_.pop_front();
+      }
+      try {
+        Batch& b = slot->batch;
+        b.ids.reserve(b.docs.size());
+        for (const auto& d : b.docs) b.ids.push_back(tok_.encode(d));
+        b.docs = std::vector<std::string>();
+      } catch (...) {
+        slot->error = std::current_exception();
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        slot->done = true;
+      }
+      cv_.notify_all();
+    }
+  }
+
+  const Tokenizer& tok_;
+  const size_t limit_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Slot>> order_, todo_;
+  std::vector<std::thread> threads_;
+  bool stop_ = false;
+};
+
+constexpr int64_t kBatchBytes = 256 << 10;
 constexpr size_t kBatchDocs = 8192;
 
 std::string mb(double bytes) {
@@ -129,23 +216,15 @@ ShardInfo tokenize_file(const std::string& file, const CorpusOptions& corpus, co
     line.update(buf, final);
   };
 
-  std::deque<std::future<Batch>> inflight;
+  EncodePool pool(tok, workers);
   const auto write_front = [&] {
-    Batch b = inflight.front().get();
-    inflight.pop_front();
+    const Batch b = pool.take();
     for (size_t i = 0; i < b.ids.size(); ++i) {
       writer.add_document(b.ids[i].data(), b.ids[i].size(), b.sizes[i]);
       tokens_done += b.ids[i].size();
     }
     bytes_done += b.text_bytes;
     report(false);
-  };
-  const auto encode_batch = [&tok](Batch b) {
-    b.ids.reserve(b.docs.size());
-    for (const auto& d : b.docs) b.ids.push_back(tok.encode(d));
-    b.docs.clear();
-    b.docs.shrink_to_fit();
-    return b;
   };
 
   Batch batch;
@@ -160,12 +239,12 @@ ShardInfo tokenize_file(const std::string& file, const CorpusOptions& corpus, co
       doc = std::string();
     }
     if (!batch.docs.empty() && (!more || batch.text_bytes >= kBatchBytes || batch.docs.size() >= kBatchDocs)) {
-      inflight.push_back(std::async(std::launch::async, encode_batch, std::move(batch)));
+      while (pool.full()) write_front();
+      pool.submit(std::move(batch));
       batch = Batch();
-      while (static_cast<int>(inflight.size()) > workers) write_front();
     }
   }
-  while (!inflight.empty()) write_front();
+  while (!pool.empty()) write_front();
   writer.set_bad_lines(reader.bad_lines());
   ShardInfo done = writer.finish();
   report(true);
@@ -206,8 +285,8 @@ std::vector<PreparedSource> prepare_data(const JobConfig& job, const Tokenizer& 
         up_to_date = !options.force && info.source_file == st.path && info.source_size == st.size &&
                      info.source_mtime == st.mtime && info.reader == reader_signature(corpus);
         if (!up_to_date && options.progress)
-          std::fprintf(stderr, "[prepare] %s: %s is stale (source file or reader options changed), rebuilding\n",
-                       src.name.c_str(), shard.c_str());
+          std::fprintf(stderr, "[prepare] %s: %s %s, rebuilding\n", src.name.c_str(), shard.c_str(),
+                       options.force ? "exists (--rebuild)" : "is stale (source file or reader options changed)");
       }
       if (up_to_date) {
         ++s.shards_skipped;

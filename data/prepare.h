@@ -3,7 +3,7 @@
 // A shard is up to date when its tokenizer hash, source file (path, size, mtime) and reader options all match; it is
 // then skipped. A shard made with another tokenizer is refused (an error that says which and what to do), never
 // overwritten silently; a shard whose source changed is rebuilt.
-// Memory stays bounded: the file is read through a 1 MB buffer in batches of ~1 MB of text, tokenized by `threads`
+// Memory stays bounded: the file is read through a 1 MB buffer in batches of ~256 KB of text, tokenized by `threads`
 // workers, written in order; at most threads + 1 batches are in flight.
 #pragma once
 

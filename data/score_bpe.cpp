@@ -1,8 +1,8 @@
 #include "data/score_bpe.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <queue>
 
 namespace bmos {
 
@@ -87,36 +87,79 @@ void ScoreBpe::append_initial(const char* text, size_t n, std::vector<int32_t>& 
   }
 }
 
+namespace {
+
+struct MergePair {
+  float score;
+  int left, right;
+  int32_t left_id, right_id, merged;
+};
+
+// Heap order: the highest score on top, then the leftmost.
+bool worse(const MergePair& a, const MergePair& b) { return a.score != b.score ? a.score < b.score : a.left > b.left; }
+
+// Scratch space of merge(), kept per thread: encoding a word allocates nothing once these have grown.
+struct MergeScratch {
+  std::vector<int32_t> prev, next;
+  std::vector<char> alive;
+  std::vector<MergePair> heap;
+};
+
+// A direct-mapped cache of encoded short words, per thread: natural text repeats its words, and a hit skips the
+// merges. A slot remembers which encoder (instance id) and which word it holds, so a hit is always exact.
+struct WordCache {
+  static constexpr size_t kSlots = size_t(1) << 16;
+  static constexpr size_t kMaxWord = 40, kMaxIds = 20;
+  struct Slot {
+    uint64_t owner = 0;  // 0: empty
+    uint64_t hash = 0;
+    uint8_t len = 0, n = 0;
+    bool prefix = false;
+    char word[kMaxWord];
+    int32_t ids[kMaxIds];
+  };
+  std::vector<Slot> slots = std::vector<Slot>(kSlots);
+};
+
+uint64_t word_hash(const char* p, size_t n, bool prefix) {
+  uint64_t h = prefix ? 0x9E3779B97F4A7C15ull : 1469598103934665603ull;
+  for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<unsigned char>(p[i])) * 1099511628211ull;
+  return h ^ (h >> 29);
+}
+
+}  // namespace
+
 void ScoreBpe::merge(std::vector<int32_t>& id) const {
   // Symbols in a linked list; candidate pairs in a heap ordered by score, then by the left symbol's original index
   // (merges keep the symbols' order, so that index orders them as llama2.c's left-to-right scan does). A stale entry
   // (a side merged away since) is recognised by the ids it was made from.
   const int n = static_cast<int>(id.size());
   if (n < 2) return;
-  std::vector<int32_t> prev(n), next(n);
+  thread_local MergeScratch scratch;
+  auto& prev = scratch.prev;
+  auto& next = scratch.next;
+  auto& alive = scratch.alive;
+  auto& heap = scratch.heap;
+  prev.resize(n);
+  next.resize(n);
+  alive.assign(n, 1);
+  heap.clear();
   for (int i = 0; i < n; ++i) {
     prev[i] = i - 1;
     next[i] = i + 1 < n ? i + 1 : -1;
   }
-  struct Pair {
-    float score;
-    int left, right;
-    int32_t left_id, right_id, merged;
-  };
-  const auto worse = [](const Pair& a, const Pair& b) { return a.score != b.score ? a.score < b.score : a.left > b.left; };
-  std::vector<Pair> storage;
-  storage.reserve(n);
-  std::priority_queue<Pair, std::vector<Pair>, decltype(worse)> heap(worse, std::move(storage));
   const auto push = [&](int l, int r) {
     if (l < 0 || r < 0) return;
     const int32_t m = pairs_.find(pair_key(id[l], id[r]));
-    if (m >= 0) heap.push({scores_[m], l, r, id[l], id[r], m});
+    if (m < 0) return;
+    heap.push_back({scores_[m], l, r, id[l], id[r], m});
+    std::push_heap(heap.begin(), heap.end(), worse);
   };
   for (int i = 0; i + 1 < n; ++i) push(i, i + 1);
-  std::vector<char> alive(n, 1);
   while (!heap.empty()) {
-    const Pair p = heap.top();
-    heap.pop();
+    std::pop_heap(heap.begin(), heap.end(), worse);
+    const MergePair p = heap.back();
+    heap.pop_back();
     if (!alive[p.left] || !alive[p.right] || next[p.left] != p.right || id[p.left] != p.left_id ||
         id[p.right] != p.right_id)
       continue;
@@ -133,35 +176,33 @@ void ScoreBpe::merge(std::vector<int32_t>& id) const {
 }
 
 void ScoreBpe::encode_word(const char* text, size_t n, bool dummy_prefix, std::vector<int32_t>& out) const {
-  // Per-thread cache of short words (natural text repeats them); cleared when full or used by another encoder.
-  struct Cache {
-    uint64_t owner = 0;
-    std::unordered_map<std::string, std::vector<int32_t>> words;
-  };
-  thread_local Cache cache;
-  constexpr size_t kMaxWord = 48, kMaxWords = 1 << 16;
-  const bool cacheable = n <= kMaxWord;
-  std::string key;
-  if (cacheable) {
-    if (cache.owner != instance_ || cache.words.size() >= kMaxWords) {
-      cache.words.clear();
-      cache.owner = instance_;
-    }
-    key.assign(dummy_prefix ? "\x01" : "\x00", 1);
-    key.append(text, n);
-    const auto it = cache.words.find(key);
-    if (it != cache.words.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
+  thread_local WordCache cache;
+  thread_local std::vector<int32_t> ids;
+  WordCache::Slot* slot = nullptr;
+  uint64_t h = 0;
+  if (n <= WordCache::kMaxWord) {
+    h = word_hash(text, n, dummy_prefix);
+    slot = &cache.slots[h & (WordCache::kSlots - 1)];
+    if (slot->owner == instance_ && slot->hash == h && slot->len == n && slot->prefix == dummy_prefix &&
+        std::memcmp(slot->word, text, n) == 0) {
+      out.insert(out.end(), slot->ids, slot->ids + slot->n);
       return;
     }
   }
-  std::vector<int32_t> ids;
-  ids.reserve(n + 1);
+  ids.clear();
   if (dummy_prefix && space_ >= 0) ids.push_back(space_);
   append_initial(text, n, ids);
   merge(ids);
   out.insert(out.end(), ids.begin(), ids.end());
-  if (cacheable) cache.words.emplace(std::move(key), std::move(ids));
+  if (slot != nullptr && ids.size() <= WordCache::kMaxIds) {
+    slot->owner = instance_;
+    slot->hash = h;
+    slot->len = static_cast<uint8_t>(n);
+    slot->prefix = dummy_prefix;
+    std::memcpy(slot->word, text, n);
+    slot->n = static_cast<uint8_t>(ids.size());
+    std::copy(ids.begin(), ids.end(), slot->ids);
+  }
 }
 
 std::vector<int32_t> ScoreBpe::encode(const std::string& text) const {

@@ -6,8 +6,9 @@
 //   s_out = g s_out_experts            s_out_experts (E, out)
 //   y     = ((x * s_in) B^T) * s_out + bias          B (out, in) in {-1, +1}, y (M, out)
 //
-// computed by kernels::binarymos_forward on 1 or 2 threads (at::get_num_threads() capped at 2). CPU, fp32, no
-// autograd: it serves `bmos generate` and `bmos eval` of exported models.
+// computed by kernels::binarymos_forward on 1 or 2 threads (at::get_num_threads() capped at 2; 1 when tokens x
+// weights < 2^20, where a second thread costs more than it saves). CPU, fp32, no autograd: it serves
+// `bmos generate` and `bmos eval` of exported models.
 //
 // A Sign layer (y = (x B^T) * alpha + bias) is the same layer with E = 1, s_in = 1 and s_out = alpha, exactly; it is
 // marked `sign` so the exporter stores only alpha (the file's `scale`), not a row of ones.

@@ -144,7 +144,8 @@ std::vector<PackedTensor> packed_tensor_plan(const LlamaConfig& c, const PackedQ
   if (!c.tie_embeddings) embedding("output");
   if (used != packed.size()) {
     for (const auto& [name, spec] : packed) {
-      const bool known = std::any_of(linears.begin(), linears.end(), [&](const LinearShape& l) { return l.name == name; });
+      const bool known =
+          std::any_of(linears.begin(), linears.end(), [&](const LinearShape& l) { return l.name == name; });
       if (!known) throw std::invalid_argument("packed layout: '" + name + "' is not a decoder linear of this config");
     }
   }

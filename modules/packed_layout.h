@@ -33,6 +33,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "kernels/packed_format.h"
 #include "modules/llama_config.h"
 
 namespace bmos {
@@ -40,8 +41,8 @@ namespace bmos {
 struct PackedQuantization {  // config.json "quantization"
   std::string method = "binarymos";  // binarymos (E experts, E = 1 is OneBit) | sign (one scale per output)
   int64_t experts = 4;               // E of every packed BinaryMoS linear; 1 for sign
-  int format_version = 1;            // packed::kFormatVersion when written by this build
-  std::string bit_order;             // packed::kBitOrder
+  int format_version = packed::kFormatVersion;
+  std::string bit_order = packed::kBitOrder;
   std::string scale_dtype = "F16";   // scales, router and int8 row scales: F16 | BF16 | F32
   std::string fp_dtype = "F16";      // norms, embeddings, output head, linears left FP, biases: F16 | BF16 | F32
   int embedding_bits = 16;           // 16: embeddings/head in fp_dtype; 8: int8 with one scale per row

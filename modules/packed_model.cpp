@@ -94,7 +94,8 @@ PackedModel load_packed_model(const std::string& dir) {
   std::set<std::string> planned;
   for (const auto& t : plan) {
     planned.insert(t.name);
-    if (!file.contains(t.name)) fail("no tensor '" + t.name + "' (expected " + t.dtype + " " + shape_text(t.shape) + ")");
+    if (!file.contains(t.name))
+      fail("no tensor '" + t.name + "' (expected " + t.dtype + " " + shape_text(t.shape) + ")");
     const SafetensorsInfo& info = file.info(t.name);
     if (info.shape != t.shape || info.dtype != t.dtype)
       fail("tensor '" + t.name + "' is " + info.dtype + " " + shape_text(info.shape) + ", expected " + t.dtype + " " +
@@ -105,7 +106,9 @@ PackedModel load_packed_model(const std::string& dir) {
 
   torch::NoGradGuard no_grad;
   Llama model(config);
-  auto load_opt = [&](const std::string& name) { return file.contains(name) ? file.load_float(name) : torch::Tensor(); };
+  auto load_opt = [&](const std::string& name) {
+    return file.contains(name) ? file.load_float(name) : torch::Tensor();
+  };
   for (const auto& l : decoder_linear_shapes(config)) {
     auto it = packed.find(l.name);
     if (it == packed.end()) {
@@ -131,10 +134,9 @@ PackedModel load_packed_model(const std::string& dir) {
   };
   model->tok_embeddings->weight.copy_(embedding("tok_embeddings"));
   if (model->output) std::dynamic_pointer_cast<FpLinearImpl>(model->output)->weight.copy_(embedding("output"));
-  for (auto& p : model->named_parameters()) {
+  for (auto& p : model->named_parameters()) {  // attention_norm, ffn_norm, norm
     const std::string& name = p.key();
-    if (name.size() > 12 && name.compare(name.size() - 12, 12, "_norm.weight") == 0) p.value().copy_(file.load_float(name));
-    else if (name == "norm.weight") p.value().copy_(file.load_float(name));
+    if (name.find("norm.weight") != std::string::npos) p.value().copy_(file.load_float(name));
   }
   for (auto& p : model->parameters()) p.set_requires_grad(false);
   model->eval();

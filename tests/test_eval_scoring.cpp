@@ -11,6 +11,7 @@
 #include "tests/test_util.h"
 #include "trainer/eval_ppl.h"
 #include "trainer/eval_zeroshot.h"
+#include "trainer/eval_zeroshot_shared.h"
 
 namespace bmos {
 namespace {
@@ -200,6 +201,37 @@ TEST(EvalOnStories260K, PaddedBatchesEqualSingleRequests) {
   const PplResult b = evaluate_perplexity(*m.model, w, "random");
   std::printf("stories260K ppl on random tokens: %.3f (batched) vs %.3f (one window at a time)\n", b.ppl, a.ppl);
   EXPECT_NEAR(a.nll_sum, b.nll_sum, 1e-3 * a.tokens_scored);
+}
+
+
+TEST(EvalOnStories260K, SharedContextMatchesReference) {
+  BMOS_REQUIRE_DATA(path, "models/stories260K/stories260K.bin");
+  LoadedModel m = load_model(path);
+  // Several choices per context (1 to 4 continuation tokens, one-token ones included), contexts of repeated lengths,
+  // and with max_length 48 some requests are truncated (they take the plain path).
+  auto reqs = random_requests(12, 512, 60, 9);
+  const size_t n_ctx = reqs.size();
+  torch::manual_seed(4);
+  for (size_t i = 0; i < n_ctx; ++i)
+    for (int c = 0; c < 3; ++c) {
+      TokenRequest r{reqs[i].context, {}};
+      const int64_t k = torch::randint(1, 5, {1}).item<int64_t>();
+      for (int64_t t = 0; t < k; ++t) r.continuation.push_back(static_cast<int32_t>(torch::randint(0, 512, {1}).item<int64_t>()));
+      reqs.push_back(r);
+    }
+  reqs.push_back({reqs[0].context, reqs[1].continuation});  // same length context as others in its bucket
+  for (int64_t max_length : {int64_t{0}, int64_t{48}}) {
+    ZeroShotOptions opt;
+    opt.max_length = max_length;
+    opt.token_budget = 150;  // several chunks per context length
+    const auto fast = loglikelihood_shared_context(*m.model, reqs, opt);
+    const auto ref = loglikelihood_tokens_ref(*m.model, reqs, max_length);
+    double worst = 0;
+    for (size_t i = 0; i < reqs.size(); ++i) worst = std::max(worst, std::abs(fast[i] - ref[i]));
+    std::printf("shared-context vs reference (stories260K, max_length %lld): max |diff| = %.3g over %zu requests\n",
+                static_cast<long long>(max_length), worst, reqs.size());
+    EXPECT_LT(worst, 1e-3);
+  }
 }
 
 }  // namespace

@@ -141,8 +141,7 @@ TEST(Stories260K, GreedyGenerationMatchesGoldenTextByteForByte) {
   BMOS_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
   BMOS_REQUIRE_DATA(tok, "models/stories260K/tok512.model");
   BMOS_REQUIRE_DATA(golden, "models/stories260K/greedy_256steps_expected.txt");
-  const char* build = std::getenv("BMOS_BUILD");
-  ASSERT_TRUE(build) << "BMOS_BUILD (the build folder holding bmos) is set by ctest";
+  const std::string build = test::build_dir();
   const std::string out = run_command(std::string("OMP_WAIT_POLICY=PASSIVE ") + build + "/bmos generate --model " +
                                       model + " --tokenizer " + tok +
                                       " --prompt 'Once upon a time' --steps 256 --temperature 0 2>/dev/null");

@@ -154,8 +154,7 @@ TEST_F(TinyJobs, NonFiniteLossStopsTheStepWithAReport) {
 }
 
 TEST_F(TinyJobs, ResumeAfterSigkillIsBitIdentical) {
-  const char* build = std::getenv("BMOS_BUILD");
-  ASSERT_TRUE(build) << "BMOS_BUILD (the build folder holding bmos) is set by ctest";
+  const std::string build = test::build_dir();
   const std::string bmos = std::string(build) + "/bmos";
   const std::string quant = "{method: binarymos, experts: 4}";
   const std::string a = save_job(dir_, "full", job_text(dir_, "full", teacher_, quant, 24, 4));

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <string>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 namespace bmos::test {
@@ -16,9 +18,15 @@ inline std::string data_dir() {
   return std::filesystem::exists(p) ? std::filesystem::canonical(p).string() : std::string();
 }
 
-// A scratch folder for one test, removed first if it exists.
+// The build folder holding the bmos binary ($BMOS_BUILD, else the one these tests were built in).
+inline std::string build_dir() {
+  const char* env = std::getenv("BMOS_BUILD");
+  return env ? env : BMOS_BUILD_DIR;
+}
+
+// A scratch folder for one test process (ctest runs tests in parallel processes), removed first if it exists.
 inline std::string temp_dir(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() / ("bmos_test_" + name);
+  auto p = std::filesystem::temp_directory_path() / ("bmos_test_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();

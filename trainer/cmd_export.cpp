@@ -82,7 +82,8 @@ std::string checkpoint_tokenizer(const std::string& model_dir) {
 }  // namespace
 
 int cmd_export(const std::vector<std::string>& args) {
-  if (!args.empty()) throw std::invalid_argument("unexpected argument '" + args[0] + "' (use --checkpoint DIR --out DIR)");
+  if (!args.empty())
+    throw std::invalid_argument("unexpected argument '" + args[0] + "' (use --checkpoint DIR --out DIR)");
   if (!FLAGS_size_report.empty()) return size_report();
   if (FLAGS_checkpoint.empty() || FLAGS_out.empty())
     throw std::invalid_argument("--checkpoint DIR and --out DIR are required (or --size_report llama2-7b,...)");

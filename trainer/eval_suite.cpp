@@ -86,6 +86,7 @@ EvalReport run_eval_suite(LanguageModel& model, const Tokenizer& tok, const Eval
     ProgressLine line(options.progress, task, "requests");
     ZeroShotOptions opt;
     opt.token_budget = options.token_budget;
+    opt.share_context = options.share_context;
     opt.progress = [&](int64_t d, int64_t n) { line.update(d, n); };
     report.tasks.push_back(score_task(model, tok, task, records, opt));
   }
@@ -166,6 +167,7 @@ nlohmann::json eval_report_json(const EvalReport& r) {
                         {"tokens", t.tokens},
                         {"truncated_requests", t.truncated},
                         {"seconds", t.seconds},
+                        {"scoring", t.scoring},
                         {"note", t.note}};
     if (t.has_acc_norm) {
       e["acc_norm"] = t.acc_norm;

@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "trainer/eval_zeroshot_shared.h"
+
 namespace bmos {
 
 namespace {
@@ -178,7 +180,10 @@ TaskScore score_task(LanguageModel& model, const Tokenizer& tok, const std::stri
       if (n > L + 1) ++s.truncated;
     }
   }
-  const std::vector<double> ll = loglikelihood_tokens(model, requests, options);
+  auto* llama = options.share_context ? dynamic_cast<LlamaImpl*>(&model) : nullptr;
+  s.scoring = llama ? "shared-context KV cache" : "full sequences";
+  const std::vector<double> ll =
+      llama ? loglikelihood_shared_context(*llama, requests, options) : loglikelihood_tokens(model, requests, options);
   int64_t correct = 0, correct_norm = 0;
   size_t k = 0;
   for (const auto& item : items) {

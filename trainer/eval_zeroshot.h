@@ -28,6 +28,8 @@ struct TokenRequest {
 struct ZeroShotOptions {
   int64_t max_length = 0;       // 0 = model.max_seq_len()
   int64_t token_budget = 8192;  // padded tokens per forward pass (also capped to ~128M logits elements)
+  bool share_context = true;    // score_task: run each context once for all its choices when the model is a Llama
+                                // (eval_zeroshot_shared.h); false = every request as one full sequence
   std::function<void(int64_t requests_done, int64_t requests_total)> progress;
 };
 
@@ -59,6 +61,7 @@ struct TaskScore {
   int64_t tokens = 0;          // context + continuation tokens over all requests (before truncation)
   int64_t truncated = 0;       // requests cut from the left to max_length
   double seconds = 0;
+  std::string scoring;         // "shared-context KV cache" or "full sequences"
   std::string note;
   double reported() const { return metric == "acc_norm" ? acc_norm : acc; }
 };

@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -312,8 +311,9 @@ std::string ExportReport::text() const {
   }
   std::snprintf(line, sizeof line, "  worst layer: %s, max_rel %.3e\n", worst_layer.c_str(), worst_max_rel);
   o << line;
-  std::snprintf(line, sizeof line, "  whole model logits: max_rel %.3e, rel_l2 %.3e, same argmax at %.2f%% of positions\n",
-                logits_max_rel, logits_rel_l2, 100.0 * argmax_agreement);
+  std::snprintf(line, sizeof line,
+                "  whole model logits: max_rel %.3e, rel_l2 %.3e, same argmax at %.2f%% of positions\n", logits_max_rel,
+                logits_rel_l2, 100.0 * argmax_agreement);
   o << line;
   o << "  model.safetensors " << human(file_bytes) << " (" << file_bytes << " bytes; tensors " << payload_bytes
     << " = sign bits " << bits_bytes << " + scales/router " << scale_bytes << " + FP rest " << fp_bytes << ")\n";

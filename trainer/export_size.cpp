@@ -75,13 +75,16 @@ std::string format_size_report(const std::vector<ShapeSize>& sizes, const Packed
     << q.scale_dtype << ", norms " << q.fp_dtype << ", embeddings/head "
     << (q.embedding_bits == 8 ? "int8 + per-row " + q.scale_dtype + " scale" : q.fp_dtype)
     << " (tensor bytes; GB = 1e9)\n";
-  std::snprintf(line, sizeof line, "  %-12s %14s %10s | %10s %9s %9s %9s %8s | %9s %7s\n", "model", "params",
-                "fp16 GB", "packed GB", "GiB", "bits GB", "scales GB", "ratio", "OneBit GB", "vs E=1");
+  std::snprintf(line, sizeof line, "  %-12s %14s %10s | %14s %10s %9s %9s %9s %8s | %9s %7s\n", "model", "params",
+                "fp16 GB", "packed bytes", "packed GB", "GiB", "bits GB", "scales GB", "ratio", "OneBit GB",
+                "vs E=1");
   o << line;
   for (const auto& s : sizes) {
     const double gb = s.packed.total() / 1e9;
-    std::snprintf(line, sizeof line, "  %-12s %14lld %10.2f | %10.3f %9.3f %9.3f %9.3f %7.2fx | %9.3f %+6.1f%%\n",
-                  s.name.c_str(), static_cast<long long>(s.params), s.fp16_bytes / 1e9, gb,
+    std::snprintf(line, sizeof line,
+                  "  %-12s %14lld %10.2f | %14lld %10.3f %9.3f %9.3f %9.3f %7.2fx | %9.3f %+6.1f%%\n",
+                  s.name.c_str(), static_cast<long long>(s.params), s.fp16_bytes / 1e9,
+                  static_cast<long long>(s.packed.total()), gb,
                   s.packed.total() / double(1LL << 30), s.packed.bits / 1e9, s.packed.scales / 1e9,
                   double(s.fp16_bytes) / s.packed.total(), s.onebit.total() / 1e9,
                   100.0 * (double(s.packed.total()) / s.onebit.total() - 1.0));

@@ -14,9 +14,8 @@
 #include <chrono>
 #include <ctime>
 #include <map>
-#include <memory>
 #include <string>
-#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/binary_matmul.h"
@@ -33,7 +32,7 @@ using bmos::kernels::PreparedBinaryMatrix;
 // One fp32 weight per shape (shared by torch and the packed kernels: the packed bits are its signs), built once.
 struct Weights {
   torch::Tensor W;  // (N, K) fp32
-  std::unique_ptr<PreparedBinaryMatrix> B;
+  PreparedBinaryMatrix B;
 };
 
 const Weights& weights(int64_t N, int64_t K) {
@@ -45,7 +44,7 @@ const Weights& weights(int64_t N, int64_t K) {
   w.W = torch::randn({N, K});
   std::vector<bmos::packed::Word> bits(bmos::packed::packed_words(N, K));
   bmos::packed::pack(w.W.data_ptr<float>(), N, K, bits.data());
-  w.B = std::make_unique<PreparedBinaryMatrix>(bits.data(), N, K);
+  w.B = PreparedBinaryMatrix(bits.data(), N, K);
   return cache.emplace(std::make_pair(N, K), std::move(w)).first->second;
 }
 
@@ -134,7 +133,7 @@ void packed_gemv(benchmark::State& state, CpuIsa isa) {
   const Timing torch = torch_baseline(gemv_key(N, K, threads), [&] { torch::matmul(w.W, x); });
   std::vector<float> y(N);
   const Timing packed = time_loop(state, [&] {
-    bmos::kernels::binary_matmul(*w.B, x.data_ptr<float>(), 1, y.data(), threads, isa);
+    bmos::kernels::binary_matmul(w.B, x.data_ptr<float>(), 1, y.data(), threads, isa);
     benchmark::DoNotOptimize(y.data());
   });
   report(state, packed, torch);
@@ -161,7 +160,7 @@ void packed_gemm(benchmark::State& state, CpuIsa isa) {
   const Timing torch = torch_baseline(gemm_key(M, N, K, threads), [&] { torch::matmul(X, w.W.t()); });
   std::vector<float> Y(M * N);
   const Timing packed = time_loop(state, [&] {
-    bmos::kernels::binary_matmul(*w.B, X.data_ptr<float>(), M, Y.data(), threads, isa);
+    bmos::kernels::binary_matmul(w.B, X.data_ptr<float>(), M, Y.data(), threads, isa);
     benchmark::DoNotOptimize(Y.data());
   });
   report(state, packed, torch);
@@ -180,7 +179,7 @@ void BM_BinaryMosLayer_Avx512(benchmark::State& state) {
   const Timing torch = torch_baseline(gemv_key(N, K, threads), [&] { torch::matmul(w.W, x); });
   std::vector<float> y(N);
   const Timing packed = time_loop(state, [&] {
-    bmos::kernels::binarymos_forward(*w.B, E, router.data_ptr<float>(), s_in.data_ptr<float>(),
+    bmos::kernels::binarymos_forward(w.B, E, router.data_ptr<float>(), s_in.data_ptr<float>(),
                                      s_out.data_ptr<float>(), bias.data_ptr<float>(), x.data_ptr<float>(), 1,
                                      y.data(), threads, CpuIsa::kAvx512);
     benchmark::DoNotOptimize(y.data());
