@@ -79,7 +79,12 @@ TEST_P(BinaryMoSForward, MatchesLoopReference) {
 INSTANTIATE_TEST_SUITE_P(Shapes, BinaryMoSForward,
                          ::testing::Values(Shape{1, 1, 1, 1, false}, Shape{7, 5, 4, 3, true}, Shape{33, 17, 2, 5, false},
                                            Shape{64, 172, 4, 9, false}, Shape{100, 31, 8, 2, true},
-                                           Shape{65, 64, 1, 4, true}));
+                                           Shape{65, 64, 1, 4, true}),
+                         [](const ::testing::TestParamInfo<Shape>& i) {  // stable names for ctest
+                           const Shape& s = i.param;
+                           return "in" + std::to_string(s.in) + "_out" + std::to_string(s.out) + "_E" +
+                                  std::to_string(s.experts) + "_T" + std::to_string(s.tokens) + (s.bias ? "_bias" : "");
+                         });
 
 TEST(BinaryMoS, BackwardMatchesAutogradOfExplicitFormula) {
   torch::manual_seed(3);

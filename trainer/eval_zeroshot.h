@@ -27,7 +27,7 @@ struct TokenRequest {
 
 struct ZeroShotOptions {
   int64_t max_length = 0;       // 0 = model.max_seq_len()
-  int64_t token_budget = 8192;  // padded tokens per forward pass (also capped to ~128M logits elements)
+  int64_t token_budget = 1024;  // padded tokens per forward pass (also capped to ~128M logits elements)
   bool share_context = true;    // score_task: run each context once for all its choices when the model is a Llama
                                 // (eval_zeroshot_shared.h); false = every request as one full sequence
   std::function<void(int64_t requests_done, int64_t requests_total)> progress;
