@@ -144,8 +144,13 @@ TEST(EvalZeroShot, LeftTruncationFollowsTheHarness) {
   // short request, no truncation: inp = [1 6], continuation [6 7] at positions 0 and 1
   const std::vector<TokenRequest> shorter = {{{1}, {6, 7}}};
   EXPECT_NEAR(loglikelihood_tokens(model, shorter)[0], logp[0][6].item<double>() + logp[1][7].item<double>(), 1e-5);
-  // a continuation longer than max_length is refused, as the harness asserts
-  EXPECT_THROW(loglikelihood_tokens(model, {{{1}, {1, 2, 3, 4, 5}}}), std::runtime_error);
+  // a continuation longer than max_length (the harness asserts) is scored on its last max_length tokens:
+  // [1 | 1 2 3 4 5] -> inp = [1 2 3 4], scoring 2 3 4 5 at positions 0..3
+  const std::vector<TokenRequest> clipped = {{{1}, {1, 2, 3, 4, 5}}};
+  const double expected_clipped = logp[0][2].item<double>() + logp[1][3].item<double>() + logp[2][4].item<double>() +
+                                  logp[3][5].item<double>();
+  EXPECT_NEAR(loglikelihood_tokens(model, clipped)[0], expected_clipped, 1e-5);
+  EXPECT_NEAR(loglikelihood_tokens_ref(model, clipped, 4)[0], expected_clipped, 1e-5);
 }
 
 std::vector<TokenRequest> random_requests(int n, int vocab, int max_ctx, uint64_t seed) {
@@ -232,6 +237,35 @@ TEST(EvalOnStories260K, SharedContextMatchesReference) {
                 static_cast<long long>(max_length), worst, reqs.size());
     EXPECT_LT(worst, 1e-3);
   }
+}
+
+
+TEST(EvalOnStories260K, WorkerThreadsGiveTheSameNumbers) {
+  BMOS_REQUIRE_DATA(path, "models/stories260K/stories260K.bin");
+  LoadedModel m = load_model(path);
+  const auto reqs = random_requests(30, 512, 70, 13);
+  for (bool shared : {false, true}) {
+    ZeroShotOptions one, two;
+    one.token_budget = two.token_budget = 200;
+    two.workers = 2;
+    int64_t last = 0;
+    two.progress = [&](int64_t done, int64_t total) {
+      EXPECT_GT(done, last);
+      EXPECT_LE(done, total);
+      last = done;
+    };
+    const auto a = shared ? loglikelihood_shared_context(*m.model, reqs, one) : loglikelihood_tokens(*m.model, reqs, one);
+    const auto b = shared ? loglikelihood_shared_context(*m.model, reqs, two) : loglikelihood_tokens(*m.model, reqs, two);
+    EXPECT_EQ(a, b) << (shared ? "shared-context" : "full-sequence") << " path";
+    EXPECT_EQ(last, static_cast<int64_t>(reqs.size()));
+  }
+  std::vector<int32_t> tokens;
+  for (const auto& r : reqs) tokens.insert(tokens.end(), r.context.begin(), r.context.end());
+  const EvalWindows w = contiguous_windows(tokens, 32, 0, "random");
+  PplOptions one, two;
+  one.batch_windows = two.batch_windows = 3;
+  two.workers = 2;
+  EXPECT_EQ(evaluate_perplexity(*m.model, w, "w", one).nll_sum, evaluate_perplexity(*m.model, w, "w", two).nll_sum);
 }
 
 }  // namespace

@@ -2,7 +2,11 @@
 
 #include <chrono>
 #include <cmath>
+#include <mutex>
 #include <stdexcept>
+#include <vector>
+
+#include "trainer/eval_workers.h"
 
 namespace bmos {
 
@@ -39,11 +43,18 @@ PplResult evaluate_perplexity(LanguageModel& model, const EvalWindows& windows, 
   r.seq_len = T;
   r.windows = n;
   r.protocol = windows.protocol;
-  for (int64_t i = 0; i < n; i += batch) {
-    const int64_t b = std::min(batch, n - i);
-    r.nll_sum += window_nll_sum(model, all.narrow(0, i, b));
-    if (options.progress) options.progress(i + b, n);
-  }
+  const int64_t batches = (n + batch - 1) / batch;
+  std::vector<double> nll(static_cast<size_t>(batches), 0.0);  // summed in order afterwards: same total every run
+  std::mutex progress_mutex;
+  int64_t done = 0;
+  run_on_workers(batches, options.workers, [&](int64_t k) {
+    const int64_t i = k * batch, b = std::min(batch, n - i);
+    nll[static_cast<size_t>(k)] = window_nll_sum(model, all.narrow(0, i, b));
+    std::lock_guard<std::mutex> lock(progress_mutex);
+    done += b;
+    if (options.progress) options.progress(done, n);
+  });
+  for (double x : nll) r.nll_sum += x;
   r.tokens_scored = n * (T - 1);
   r.ppl = std::exp(r.nll_sum / static_cast<double>(r.tokens_scored));
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

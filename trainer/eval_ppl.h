@@ -27,7 +27,8 @@ struct PplResult {
 struct PplOptions {
   // Windows per forward pass; 0 picks one from a budget of ~8k tokens and ~128M logits elements.
   int64_t batch_windows = 0;
-  std::function<void(int64_t windows_done, int64_t windows_total)> progress;
+  int workers = 1;  // threads running whole batches (eval_workers.h)
+  std::function<void(int64_t windows_done, int64_t windows_total)> progress;  // called under a lock
 };
 
 PplResult evaluate_perplexity(LanguageModel& model, const EvalWindows& windows, const std::string& name,

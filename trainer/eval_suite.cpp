@@ -77,6 +77,7 @@ EvalReport run_eval_suite(LanguageModel& model, const Tokenizer& tok, const Eval
     ProgressLine line(options.progress, set.name, "windows");
     PplOptions opt;
     opt.batch_windows = std::max<int64_t>(1, options.token_budget / set.seq_len);
+    opt.workers = options.workers;
     opt.progress = [&](int64_t d, int64_t n) { line.update(d, n); };
     report.ppl.push_back(evaluate_perplexity(model, w, set.name, opt));
     report.ppl_sets.push_back(set);
@@ -87,6 +88,7 @@ EvalReport run_eval_suite(LanguageModel& model, const Tokenizer& tok, const Eval
     ZeroShotOptions opt;
     opt.token_budget = options.token_budget;
     opt.share_context = options.share_context;
+    opt.workers = options.workers;
     opt.progress = [&](int64_t d, int64_t n) { line.update(d, n); };
     report.tasks.push_back(score_task(model, tok, task, records, opt));
   }
@@ -126,10 +128,17 @@ std::string format_eval_table(const EvalReport& r) {
     std::snprintf(buf, sizeof buf, "%-14s %8s %8.2f\n", "average", "", 100 * r.zero_shot_average);
     out << buf;
     out << "(lm-eval-harness 0.3 semantics, 0-shot; max_length " << r.max_length
-        << (r.limit > 0 ? "; --limit " + std::to_string(r.limit) + " items per task: NOT the full protocol" : "")
+        << (r.limit > 0 ? "; limit " + std::to_string(r.limit) + " items per task: NOT the full protocol" : "")
         << ")\n";
-    for (const auto& t : r.tasks)
+    for (const auto& t : r.tasks) {
       if (!t.note.empty()) out << "note: " << t.task << ": " << t.note << "\n";
+      if (t.truncated > 0)
+        out << "note: " << t.task << ": " << t.truncated << " requests longer than max_length + 1 were cut from the left"
+            << (t.continuation_clipped > 0 ? ", " + std::to_string(t.continuation_clipped) +
+                                                 " of them scored on their last max_length continuation tokens"
+                                           : std::string())
+            << "\n";
+    }
   }
   for (const auto& p : r.ppl) out << "note: " << p.name << ": " << p.protocol << "\n";
   return out.str();
@@ -166,6 +175,7 @@ nlohmann::json eval_report_json(const EvalReport& r) {
                         {"requests", t.requests},
                         {"tokens", t.tokens},
                         {"truncated_requests", t.truncated},
+                        {"continuation_clipped_requests", t.continuation_clipped},
                         {"seconds", t.seconds},
                         {"scoring", t.scoring},
                         {"note", t.note}};

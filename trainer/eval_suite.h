@@ -20,6 +20,7 @@ struct EvalRunOptions {
   int64_t token_budget = 1024;  // tokens per forward pass: padded requests (zero-shot), token_budget / seq_len windows
   bool progress = true;         // a progress line on stderr
   bool share_context = true;    // zero-shot: one pass per context for LLaMA models (ZeroShotOptions::share_context)
+  int workers = 1;              // threads running whole batches (eval_workers.h)
 };
 
 struct EvalReport {

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <mutex>
 #include <numeric>
 #include <stdexcept>
 #include <unordered_map>
 
+#include "trainer/eval_workers.h"
 #include "trainer/eval_zeroshot_shared.h"
 
 namespace bmos {
@@ -14,27 +16,25 @@ namespace bmos {
 namespace {
 
 // One request as the model sees it: (context + continuation)[-(L+1):][:-1], scored on its last `contlen` positions.
+// A continuation longer than L (the harness asserts against it; it happens with 512-token models and small
+// vocabularies) is scored on its last L tokens: `skip` leading continuation tokens are conditioned on, not scored.
 struct Prepared {
   std::vector<int32_t> inp;
-  int64_t contlen = 0;
-  bool truncated = false;
+  int64_t contlen = 0;  // scored tokens: the last `contlen` of the continuation
+  int64_t skip = 0;     // continuation tokens not scored
 };
 
 Prepared prepare(const TokenRequest& r, int64_t max_length, size_t index) {
   if (r.context.empty() || r.continuation.empty())
     throw std::runtime_error("loglikelihood request " + std::to_string(index) +
                              ": context and continuation must both encode to at least one token");
-  if (static_cast<int64_t>(r.continuation.size()) > max_length)
-    throw std::runtime_error("loglikelihood request " + std::to_string(index) + ": continuation of " +
-                             std::to_string(r.continuation.size()) + " tokens exceeds max_length " +
-                             std::to_string(max_length));
   std::vector<int32_t> whole(r.context);
   whole.insert(whole.end(), r.continuation.begin(), r.continuation.end());
   Prepared p;
   const int64_t keep = std::min<int64_t>(static_cast<int64_t>(whole.size()), max_length + 1);
-  p.truncated = keep < static_cast<int64_t>(whole.size());
   p.inp.assign(whole.end() - keep, whole.end() - 1);
-  p.contlen = static_cast<int64_t>(r.continuation.size());
+  p.contlen = std::min<int64_t>(static_cast<int64_t>(r.continuation.size()), max_length);
+  p.skip = static_cast<int64_t>(r.continuation.size()) - p.contlen;
   return p;
 }
 
@@ -59,6 +59,7 @@ std::vector<int32_t> encode_continuation(const Tokenizer& tok, const std::string
   if (ids.empty()) throw std::runtime_error("tokenizer gave no tokens for continuation '" + continuation + "'");
   return ids;
 }
+
 }  // namespace
 
 std::vector<double> loglikelihood_tokens(LanguageModel& model, const std::vector<TokenRequest>& requests,
@@ -77,12 +78,21 @@ std::vector<double> loglikelihood_tokens(LanguageModel& model, const std::vector
   const int64_t by_logits = (int64_t{128} << 20) / std::max<int64_t>(model.vocab_size(), 1);
   const int64_t budget = std::max<int64_t>(1, std::min(options.token_budget, by_logits));
 
-  std::vector<double> out(requests.size(), 0.0);
-  size_t pos = 0;
-  while (pos < order.size()) {
+  // Batches of consecutive requests in that order, each within the token budget.
+  std::vector<std::pair<size_t, size_t>> batches;
+  for (size_t pos = 0; pos < order.size();) {
     const int64_t padlen = static_cast<int64_t>(prepared[order[pos]].inp.size());
     size_t end = pos + 1;
     while (end < order.size() && static_cast<int64_t>(end - pos + 1) * padlen <= budget) ++end;
+    batches.emplace_back(pos, end);
+    pos = end;
+  }
+  std::vector<double> out(requests.size(), 0.0);
+  std::mutex progress_mutex;
+  int64_t done = 0;
+  run_on_workers(static_cast<int64_t>(batches.size()), options.workers, [&](int64_t k) {
+    const auto [pos, end] = batches[static_cast<size_t>(k)];
+    const int64_t padlen = static_cast<int64_t>(prepared[order[pos]].inp.size());
     const int64_t B = static_cast<int64_t>(end - pos);
 
     torch::Tensor x = torch::zeros({B, padlen}, torch::kLong);  // (B, T), right-padded with 0 as the harness pads
@@ -101,9 +111,8 @@ std::vector<double> loglikelihood_tokens(LanguageModel& model, const std::vector
     for (int64_t b = 0; b < B; ++b) {
       const size_t idx = order[pos + static_cast<size_t>(b)];
       const TokenRequest& r = requests[idx];
-      const int64_t contlen = prepared[idx].contlen;
-      rows.push_back(logits[b].narrow(0, starts[static_cast<size_t>(b)], contlen));  // (contlen, V)
-      conts.insert(conts.end(), r.continuation.begin(), r.continuation.end());
+      rows.push_back(logits[b].narrow(0, starts[static_cast<size_t>(b)], prepared[idx].contlen));  // (contlen, V)
+      conts.insert(conts.end(), r.continuation.begin() + prepared[idx].skip, r.continuation.end());
     }
     const torch::Tensor logp = torch::log_softmax(torch::cat(rows, 0).to(torch::kFloat), -1);  // (sum contlen, V)
     const torch::Tensor tgt = torch::tensor(conts, torch::kLong).to(logp.device()).unsqueeze(-1);
@@ -113,13 +122,14 @@ std::vector<double> loglikelihood_tokens(LanguageModel& model, const std::vector
     for (int64_t b = 0; b < B; ++b) {
       const size_t idx = order[pos + static_cast<size_t>(b)];
       double s = 0;
-      for (int64_t k = 0; k < prepared[idx].contlen; ++k) s += pv[off + k];
+      for (int64_t j = 0; j < prepared[idx].contlen; ++j) s += pv[off + j];
       off += prepared[idx].contlen;
       out[idx] = s;
     }
-    pos = end;
-    if (options.progress) options.progress(static_cast<int64_t>(pos), static_cast<int64_t>(order.size()));
-  }
+    std::lock_guard<std::mutex> lock(progress_mutex);
+    done += B;
+    if (options.progress) options.progress(done, static_cast<int64_t>(order.size()));
+  });
   return out;
 }
 
@@ -136,7 +146,7 @@ std::vector<double> loglikelihood_tokens_ref(LanguageModel& model, const std::ve
     const torch::Tensor logp = torch::log_softmax(logits[0].to(torch::kFloat), -1).cpu();     // (T, V)
     double s = 0;
     for (int64_t k = 0; k < p.contlen; ++k)
-      s += logp[T - p.contlen + k][requests[i].continuation[static_cast<size_t>(k)]].item<double>();
+      s += logp[T - p.contlen + k][requests[i].continuation[static_cast<size_t>(p.skip + k)]].item<double>();
     out.push_back(s);
   }
   return out;
@@ -178,6 +188,7 @@ TaskScore score_task(LanguageModel& model, const Tokenizer& tok, const std::stri
       const int64_t n = static_cast<int64_t>(requests.back().context.size() + requests.back().continuation.size());
       s.tokens += n;
       if (n > L + 1) ++s.truncated;
+      if (static_cast<int64_t>(requests.back().continuation.size()) > L) ++s.continuation_clipped;
     }
   }
   auto* llama = options.share_context ? dynamic_cast<LlamaImpl*>(&model) : nullptr;

@@ -3,7 +3,8 @@
 //   context_enc = tok_encode(context)  ([eot] when the context is empty), continuation_enc = tok_encode(continuation)
 //   (both without BOS, as the harness's Hugging Face tok_encode uses add_special_tokens=False);
 //   inp = (context_enc + continuation_enc)[-(max_length + 1):][:-1]; the continuation's log-likelihood is the sum of
-//   log_softmax(logits)[inplen - contlen + k, cont[k]].
+//   log_softmax(logits)[inplen - contlen + k, cont[k]]. (A continuation longer than max_length, where the harness
+//   asserts, is scored on its last max_length tokens and counted in TaskScore::continuation_clipped.)
 //   acc = [argmax_i ll_i == gold], acc_norm = [argmax_i ll_i / len(choice_i chars) == gold] (first index wins ties).
 // Requests are sorted by length and batched under a token budget (right padding is harmless: the model is causal).
 #pragma once
@@ -30,7 +31,8 @@ struct ZeroShotOptions {
   int64_t token_budget = 1024;  // padded tokens per forward pass (also capped to ~128M logits elements)
   bool share_context = true;    // score_task: run each context once for all its choices when the model is a Llama
                                 // (eval_zeroshot_shared.h); false = every request as one full sequence
-  std::function<void(int64_t requests_done, int64_t requests_total)> progress;
+  int workers = 1;              // threads running whole batches (eval_workers.h)
+  std::function<void(int64_t requests_done, int64_t requests_total)> progress;  // called under a lock
 };
 
 // Log-likelihood of each request's continuation, batched (the fast path).
@@ -60,6 +62,8 @@ struct TaskScore {
   int64_t requests = 0;
   int64_t tokens = 0;          // context + continuation tokens over all requests (before truncation)
   int64_t truncated = 0;       // requests cut from the left to max_length
+  int64_t continuation_clipped = 0;  // of those, continuations longer than max_length: scored on their last
+                                     // max_length tokens (the harness would fail on them)
   double seconds = 0;
   std::string scoring;         // "shared-context KV cache" or "full sequences"
   std::string note;

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <stdexcept>
+
+#include "trainer/eval_workers.h"
 
 namespace bmos {
 
@@ -117,24 +120,34 @@ std::vector<double> loglikelihood_shared_context(LlamaImpl& model, const std::ve
 
   const int64_t by_logits = (int64_t{128} << 20) / std::max<int64_t>(model.vocab_size(), 1);
   const int64_t budget = std::max<int64_t>(1, std::min(options.token_budget, by_logits));
-  int64_t done = 0;
-  const int64_t total = static_cast<int64_t>(requests.size());
+  // Chunks of groups with one context length: contexts fill the budget, continuations are re-batched in score_chunk.
+  struct Chunk {
+    int64_t ctx_len;
+    std::vector<const Group*> groups;
+    int64_t rows = 0;
+  };
+  std::vector<Chunk> chunks;
   for (const auto& [ctx_len, list] : by_length) {
-    size_t pos = 0;
-    while (pos < list.size()) {
-      // Contexts fill the budget; the continuations are re-batched inside score_chunk.
-      std::vector<const Group*> chunk;
-      int64_t rows = 0;
-      while (pos < list.size() && (chunk.empty() || static_cast<int64_t>(chunk.size() + 1) * ctx_len <= budget)) {
-        chunk.push_back(list[pos]);
-        rows += static_cast<int64_t>(list[pos]->requests.size());
+    for (size_t pos = 0; pos < list.size();) {
+      Chunk c{ctx_len, {}, 0};
+      while (pos < list.size() && (c.groups.empty() || static_cast<int64_t>(c.groups.size() + 1) * ctx_len <= budget)) {
+        c.groups.push_back(list[pos]);
+        c.rows += static_cast<int64_t>(list[pos]->requests.size());
         ++pos;
       }
-      score_chunk(model, requests, chunk, ctx_len, budget, out);
-      done += rows;
-      if (options.progress) options.progress(done, total);
+      chunks.push_back(std::move(c));
     }
   }
+  const int64_t total = static_cast<int64_t>(requests.size());
+  std::mutex progress_mutex;
+  int64_t done = 0;
+  run_on_workers(static_cast<int64_t>(chunks.size()), options.workers, [&](int64_t k) {
+    const Chunk& c = chunks[static_cast<size_t>(k)];
+    score_chunk(model, requests, c.groups, c.ctx_len, budget, out);  // each request's out[] is written by one chunk
+    std::lock_guard<std::mutex> lock(progress_mutex);
+    done += c.rows;
+    if (options.progress) options.progress(done, total);
+  });
   if (!truncated.empty()) {
     std::vector<TokenRequest> rest;
     for (size_t i : truncated) rest.push_back(requests[i]);

@@ -6,8 +6,8 @@ namespace bmos::kernels {
 
 enum class CpuIsa {
   kScalar,  // portable C++; any x86-64 (or other) CPU
-  kAvx2,    // AVX2 + FMA: the required baseline of the fast path
-  kAvx512,  // AVX-512 F/BW/VL/DQ: 16-lane table lookups (vpermps zmm)
+  kAvx2,    // AVX2 + FMA: the required baseline of the fast path (8-lane vpermps lookups)
+  kAvx512,  // AVX-512 F/BW/VL/DQ: 16-lane lookups in 32-entry tables (vpermi2ps)
 };
 
 // The best ISA this CPU and this build support. $BMOS_CPU_ISA=scalar|avx2|avx512 lowers it (never raises it above

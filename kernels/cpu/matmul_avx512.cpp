@@ -6,7 +6,7 @@
 // 16 rows; shifting it right by 5g puts group g of the 16 rows in the index bits. Per 16 rows x 5 columns that is
 // 3 instructions: shift, vpermi2ps, accumulate. On Zen 5 vpermi2ps runs as fast as the 16-entry vpermps, so
 // 5-column groups do 25% more work per instruction than 4-column ones. The accumulation is an FMA with 1.0 (the
-// rounding of an add): vaddps competes with the shuffles and shifts for ports, FMAs do not (measured 1.4x).
+// rounding of an add): vaddps competes with the shuffles and shifts for ports, FMAs do not (1.25x on the GEMV).
 // RT tiles share each table load; MT tokens share each shift.
 #include <immintrin.h>
 
@@ -83,7 +83,7 @@ void tiles_kernel(const MatmulJob& job, int64_t t0, int64_t m0, const float* lut
 
 // All of the job's row tiles for MT tokens: RT tiles at a time, then the rest in halving blocks. Measured on
 // Zen 5 (thread CPU time, 4096x4096 and 11008x4096): GEMV RT = 8 (16 accumulators; 4 was 1.5x slower, 6 1.1x),
-// GEMM MT = 2 tokens x RT = 4 (16 accumulators; MT = 3 or 4 spill the 32 zmm registers and ran 1.7x slower).
+// GEMM MT = 2 tokens x RT = 4 (16 accumulators; MT = 3 x RT = 3 and MT = 4 x RT = 2 ran 1.7-1.9x slower).
 template <int MT>
 void token_tile(const MatmulJob& job, int64_t m0, const float* lut, int64_t lut_stride) {
   constexpr int RT = MT == 1 ? 8 : 4;

@@ -44,8 +44,9 @@ Case make_case(int64_t N, int64_t K, int64_t M, std::mt19937& rng) {
   return c;
 }
 
-// Runs the case on every runnable ISA with 1 and 2 threads; returns false after the first failure.
-bool check(const Case& c, const std::vector<CpuIsa>& isas) {
+// Runs the case on every runnable ISA with 1 and 2 threads; returns false after the first failure. `verbose`
+// prints the differences of passing runs too.
+bool check(const Case& c, const std::vector<CpuIsa>& isas, bool verbose = false) {
   const PreparedBinaryMatrix B(c.bits.data(), c.N, c.K);
   std::vector<float> y(c.M * c.N);
   for (CpuIsa isa : isas) {
@@ -56,6 +57,9 @@ bool check(const Case& c, const std::vector<CpuIsa>& isas) {
       EXPECT_TRUE(ok) << "N=" << c.N << " K=" << c.K << " M=" << c.M << " isa=" << kernels::isa_name(isa)
                       << " threads=" << threads;
       if (!ok) return false;
+      if (verbose)
+        std::printf("%lldx%lld M=%lld %s threads=%d: %s\n", static_cast<long long>(c.N), static_cast<long long>(c.K),
+                    static_cast<long long>(c.M), kernels::isa_name(isa), threads, ok.message());
     }
   }
   return true;
@@ -89,7 +93,7 @@ TEST(BinaryMatmul, ThreadSplitsByRowsAndByTokens) {
 
 TEST(BinaryMatmul, Gemv4096x4096) {
   std::mt19937 rng(24);
-  check(make_case(4096, 4096, 1, rng), test::runnable_isas());
+  check(make_case(4096, 4096, 1, rng), test::runnable_isas(), /*verbose=*/true);
 }
 
 TEST(BinaryMatmul, IgnoresPaddingBitsAndIsBitwiseStableAcrossThreadsAndM) {
