@@ -9,14 +9,17 @@ namespace {
 
 using torch::indexing::Slice;
 
-// Interleaved rotary embedding (llama2.c / Meta): pairs (x[2i], x[2i+1]) rotated by angle pos * theta^(-2i/hd).
-// x (B, T, H, hd), cos/sin (T, hd/2).
+// Interleaved rotary embedding (llama2.c / Meta): pairs (x[2i], x[2i+1]) rotated by angle pos * theta^(-2i/hd):
+//   out = x * [c, c] + swap(x) * [-s, s], swap(x)[2i] = x[2i+1], swap(x)[2i+1] = x[2i].
+// x (B, T, H, hd), cos/sin (T, hd/2). (Selecting the halves and stacking them costs 2x in the backward pass: every
+// select's gradient is a zero tensor filled in place.)
 torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
   const auto s = x.sizes();
-  const torch::Tensor xp = x.reshape({s[0], s[1], s[2], s[3] / 2, 2});
-  const torch::Tensor x0 = xp.select(-1, 0), x1 = xp.select(-1, 1);  // (B, T, H, hd/2)
-  const torch::Tensor c = cos.unsqueeze(1), si = sin.unsqueeze(1);   // (T, 1, hd/2)
-  return torch::stack({x0 * c - x1 * si, x0 * si + x1 * c}, -1).reshape(s);
+  const int64_t T = s[1], half = s[3] / 2;
+  const torch::Tensor c = cos.unsqueeze(-1).expand({T, half, 2}).reshape({T, 1, s[3]});            // (T, 1, hd)
+  const torch::Tensor si = torch::stack({-sin, sin}, -1).reshape({T, 1, s[3]});                    // (T, 1, hd)
+  const torch::Tensor swapped = x.reshape({s[0], T, s[2], half, 2}).flip(-1).reshape(s);           // (B, T, H, hd)
+  return x * c + swapped * si;
 }
 
 std::shared_ptr<LinearLike> fp_linear(int64_t in, int64_t out) { return std::make_shared<FpLinearImpl>(in, out); }
@@ -56,15 +59,23 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   // Grouped-query attention without copying keys/values: query head h reads kv head h / rep, so the rep query heads
   // of one kv head are stacked along the time axis: q (B, KVH, rep*T, hd) against k (B, KVH, S, hd).
   const int64_t rep = n_heads / n_kv_heads, S = k.size(2);
-  const torch::Tensor qg = q.reshape({B, n_kv_heads, rep * T, head_dim});
-  torch::Tensor scores = torch::matmul(qg * (1.0 / std::sqrt(double(head_dim))), k.transpose(-2, -1))
-                             .view({B, n_heads, T, S});  // (B, H, T, S)
-  if (T > 1) {  // query i (absolute position start + i) sees keys j <= start + i
-    const torch::Tensor mask = torch::ones({T, S}, torch::dtype(torch::kBool)).triu(start + 1);
-    scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  const torch::Tensor qg = q.reshape({B * n_kv_heads, rep * T, head_dim});
+  const torch::Tensor kt = k.reshape({B * n_kv_heads, S, head_dim}).transpose(1, 2);  // (B*KVH, hd, S)
+  const double scale = 1.0 / std::sqrt(double(head_dim));
+  torch::Tensor scores;  // (B*KVH, rep*T, S)
+  if (T > 1) {
+    // Causal mask as an additive bias inside the GEMM (query i, absolute position start + i, sees keys j <= start + i):
+    // no separate masking pass, forward or backward.
+    const torch::Tensor bias = torch::full({T, S}, -std::numeric_limits<float>::infinity(), q.options())
+                                   .triu(start + 1)
+                                   .repeat({rep, 1});  // (rep*T, S)
+    scores = torch::baddbmm(bias.expand({B * n_kv_heads, rep * T, S}), qg, kt, /*beta=*/1.0, /*alpha=*/scale);
+  } else {
+    scores = torch::bmm(qg * scale, kt);
   }
-  const torch::Tensor probs = torch::softmax(scores, -1).view({B, n_kv_heads, rep * T, S});
-  const torch::Tensor out = torch::matmul(probs, v).view({B, n_heads, T, head_dim});  // (B, H, T, hd)
+  const torch::Tensor probs = torch::softmax(scores, -1);                                  // (B*KVH, rep*T, S)
+  const torch::Tensor out = torch::bmm(probs, v.reshape({B * n_kv_heads, S, head_dim}))  // (B*KVH, rep*T, hd)
+                                .view({B, n_heads, T, head_dim});                         // (B, H, T, hd)
   return wo->forward(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}));
 }
 

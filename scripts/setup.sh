@@ -3,7 +3,10 @@
 set -euo pipefail
 PKGS=(cmake ninja-build g++ libtorch-dev libyaml-cpp-dev libhdf5-dev libgflags-dev libgoogle-glog-dev libgtest-dev
       libbenchmark-dev libsentencepiece-dev nlohmann-json3-dev libopenblas0-pthread
-      libbz2-dev zlib1g-dev bible-kjv)  # bible-kjv: the quickstart's English text
+      libbz2-dev zlib1g-dev libtcmalloc-minimal4 bible-kjv)  # bible-kjv: the quickstart's English text; tcmalloc:
+      # see CMakeLists.txt
+# --experiments: also what experiments/ needs (jq for the run summaries, gnuplot for the plots).
+[ "${1:-}" = "--experiments" ] && PKGS+=(jq gnuplot-nox)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -70,5 +70,36 @@ TEST(JobConfig, MissingFileSaysSo) {
   }
 }
 
+TEST(JobConfig, OverridesReplaceAddAndNameTheirErrors) {
+  const std::string base = "run: {name: x}\nteacher: {path: t.bin}\nquant: {method: binarymos, experts: 4}\n";
+  const std::string text =
+      apply_overrides(base, {"quant.experts=2", "run.out_dir=runs/e2", "train.lr_scales=1.0e-2", "quant.layers=[a, b]"},
+                      "job.yaml");
+  const JobConfig j = parse_job(text, "job.yaml", "");
+  EXPECT_EQ(j.quant.experts, 2);
+  EXPECT_EQ(j.quant.method, "binarymos");  // siblings kept
+  EXPECT_EQ(j.run.out_dir, "runs/e2");
+  EXPECT_EQ(j.run.name, "x");
+  EXPECT_DOUBLE_EQ(j.train.lr_scales, 1e-2);  // a section that was not in the file
+  EXPECT_EQ(j.quant.layers, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(text.rfind("# job.yaml with overrides: quant.experts=2; run.out_dir=runs/e2", 0), 0u);
+  EXPECT_EQ(apply_overrides(base, {}, "job.yaml"), base);  // no overrides: the text itself (same resume hash)
+
+  auto error = [&](const std::string& o) {
+    try {
+      apply_overrides(base, {o}, "job.yaml");
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(error("quant.experts"), "override 'quant.experts': expected key.path=value, e.g. quant.experts=2");
+  EXPECT_EQ(error("quant.experts.n=2"), "override 'quant.experts.n=2': 'experts' is not a section in job.yaml");
+  EXPECT_EQ(error("quant..experts=2"), "override 'quant..experts=2': empty component in key 'quant..experts'");
+  // a misspelt key passes the override and is refused by the parser, by name
+  EXPECT_NE(error_of(apply_overrides(base, {"quant.expert=2"}, "job.yaml")).find("quant.expert: unknown key"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace bmos

@@ -3,7 +3,6 @@
 //       the job's eval: section, its tokenizer, and the newest checkpoint under run.out_dir (else the teacher)
 //   bmos eval --model PATH [--tokenizer PATH] [--ppl wikitext2[=FILE],c4=FILE] [--seq_len N] [--ppl_windows N]
 //             [--tasks all|none|piqa,...] [--tasks_dir DIR] [--limit N] [--json FILE]
-#include <malloc.h>
 
 #include <chrono>
 #include <ctime>
@@ -144,10 +143,6 @@ int cmd_eval(const std::vector<std::string>& args) {
   const int threads = FLAGS_threads > 0 ? FLAGS_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int workers = FLAGS_device == "cpu" ? threads : 1;
   set_compute_threads(FLAGS_device == "cpu" ? 1 : threads);  // libtorch's pool and OpenBLAS's, together
-  // glibc hands tensors above its mmap threshold straight back to the kernel, so every forward pass page-faults its
-  // activations in again: measured 41 s instead of 3.5 s (10 s of it in the kernel) for 128 stories260K windows.
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
 
   EvalConfig config;
   std::string model_path = FLAGS_model, tok_path = FLAGS_tokenizer, tok_kind = "auto", job_file, model_note;

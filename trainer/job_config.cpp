@@ -117,12 +117,8 @@ std::string resolve(const std::string& base_dir, const std::string& p) {
   return (fs::path(base_dir) / p).lexically_normal().string();
 }
 
-}  // namespace
-
-JobConfig parse_job(const std::string& text, const std::string& file, const std::string& base_dir) {
-  JobConfig job;
-  job.file = file;
-  job.text = text;
+// The job's YAML mapping; errors name the file and line.
+YAML::Node load_root(const std::string& text, const std::string& file) {
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -130,6 +126,16 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
     throw std::runtime_error(file + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg);
   }
   if (!root.IsMap()) throw std::runtime_error(file + ": a job file is a mapping with sections run, teacher, quant, ...");
+  return root;
+}
+
+}  // namespace
+
+JobConfig parse_job(const std::string& text, const std::string& file, const std::string& base_dir) {
+  JobConfig job;
+  job.file = file;
+  job.text = text;
+  YAML::Node root = load_root(text, file);
   Section top(root, "", &job.file);
 
   Section run = top.sub("run");
@@ -302,7 +308,46 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
   return job;
 }
 
-JobConfig load_job(const std::string& path) {
+std::string apply_overrides(const std::string& text, const std::vector<std::string>& overrides,
+                            const std::string& file) {
+  if (overrides.empty()) return text;
+  YAML::Node root = load_root(text, file);
+  std::string applied;
+  for (const std::string& o : overrides) {
+    const size_t eq = o.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw std::runtime_error("override '" + o + "': expected key.path=value, e.g. quant.experts=2");
+    const std::string key = o.substr(0, eq), value = o.substr(eq + 1);
+    YAML::Node v;
+    try {
+      v = YAML::Load(value);
+    } catch (const YAML::ParserException& e) {
+      throw std::runtime_error("override '" + o + "': value is not valid YAML: " + e.msg);
+    }
+    std::vector<std::string> parts;
+    std::stringstream ks(key);
+    for (std::string part; std::getline(ks, part, '.');) {
+      if (part.empty()) throw std::runtime_error("override '" + o + "': empty component in key '" + key + "'");
+      parts.push_back(part);
+    }
+    // Walk with references to nodes that stay in the tree (YAML::Node assignment would rebind, not replace).
+    std::vector<YAML::Node> path{root};
+    for (size_t i = 0; i + 1 < parts.size(); ++i) {
+      YAML::Node child = path.back()[parts[i]];
+      if (child.IsDefined() && !child.IsMap())
+        throw std::runtime_error("override '" + o + "': '" + parts[i] + "' is not a section in " + file);
+      if (!child.IsDefined()) path.back()[parts[i]] = YAML::Node(YAML::NodeType::Map);
+      path.push_back(path.back()[parts[i]]);
+    }
+    path.back()[parts.back()] = v;
+    applied += (applied.empty() ? "" : "; ") + o;
+  }
+  YAML::Emitter out;
+  out << root;
+  return "# " + file + " with overrides: " + applied + "\n" + out.c_str() + "\n";
+}
+
+JobConfig load_job(const std::string& path, const std::vector<std::string>& overrides) {
   std::ifstream in(path);
   if (!in) {
     throw std::runtime_error(path + ": cannot open job file (check the path; jobs live in configs/, e.g. "
@@ -310,7 +355,7 @@ JobConfig load_job(const std::string& path) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_job(ss.str(), path, /*base_dir=*/"");
+  return parse_job(apply_overrides(ss.str(), overrides, path), path, /*base_dir=*/"");
 }
 
 }  // namespace bmos

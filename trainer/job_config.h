@@ -127,7 +127,12 @@ struct JobConfig {
 
 // Throws std::runtime_error "FILE: KEY.PATH: what is wrong (hint)" for a missing file, bad YAML (with line),
 // an unknown key, a wrong type or an invalid value.
-JobConfig load_job(const std::string& path);
+// `overrides` are "key.path=value" (value in YAML: 2, 1.0e-3, runs/x, [a, b]) applied before parsing, e.g.
+// quant.experts=2; the job's text (job.yaml of the run, the resume hash) is then the YAML with them applied.
+JobConfig load_job(const std::string& path, const std::vector<std::string>& overrides = {});
+// The job text with overrides applied (errors name the override); the text itself when there are none.
+std::string apply_overrides(const std::string& text, const std::vector<std::string>& overrides,
+                            const std::string& file);
 // Same, from text (file names the origin for messages; relative paths resolve against base_dir, or stay as they are
 // when base_dir is empty).
 JobConfig parse_job(const std::string& text, const std::string& file, const std::string& base_dir);

@@ -12,6 +12,7 @@
 #include "modules/generate.h"
 #include "modules/model_loader.h"
 #include "modules/replace.h"
+#include "modules/threads.h"
 #include "tests/bench/bench_ratio.h"
 #include "trainer/export.h"
 
@@ -56,7 +57,7 @@ void run_generate(benchmark::State& state, bool packed) {
     state.SkipWithError(m.error.c_str());
     return;
   }
-  at::set_num_threads(static_cast<int>(state.range(0)));
+  bmos::set_compute_threads(static_cast<int>(state.range(0)));
   Llama& model = packed ? m.packed : m.train;
   GenerateOptions g;
   g.steps = 256;

@@ -21,6 +21,7 @@
 #include "kernels/cpu/binary_matmul.h"
 #include "kernels/cpu/binarymos_layer.h"
 #include "kernels/packed_format.h"
+#include "modules/threads.h"
 #include "tests/bench/bench_ratio.h"
 
 namespace {
@@ -117,7 +118,7 @@ std::string gemm_key(int64_t M, int64_t N, int64_t K, int threads) {
 void BM_TorchGemv(benchmark::State& state) {
   const int64_t N = state.range(0), K = state.range(1);
   const int threads = static_cast<int>(state.range(2));
-  at::set_num_threads(threads);
+  bmos::set_compute_threads(threads);
   const auto& w = weights(N, K);
   const auto x = torch::randn({K});
   torch_timings()[gemv_key(N, K, threads)] = time_loop(state, [&] { benchmark::DoNotOptimize(torch::matmul(w.W, x)); });
@@ -127,7 +128,7 @@ void packed_gemv(benchmark::State& state, CpuIsa isa) {
   const int64_t N = state.range(0), K = state.range(1);
   const int threads = static_cast<int>(state.range(2));
   if (!supported(state, isa)) return;
-  at::set_num_threads(threads);
+  bmos::set_compute_threads(threads);
   const auto& w = weights(N, K);
   const auto x = torch::randn({K});
   const Timing torch = torch_baseline(gemv_key(N, K, threads), [&] { torch::matmul(w.W, x); });
@@ -143,7 +144,7 @@ void packed_gemv(benchmark::State& state, CpuIsa isa) {
 void BM_TorchGemm(benchmark::State& state) {
   const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
   const int threads = static_cast<int>(state.range(3));
-  at::set_num_threads(threads);
+  bmos::set_compute_threads(threads);
   const auto& w = weights(N, K);
   const auto X = torch::randn({M, K});
   torch_timings()[gemm_key(M, N, K, threads)] =
@@ -154,7 +155,7 @@ void packed_gemm(benchmark::State& state, CpuIsa isa) {
   const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
   const int threads = static_cast<int>(state.range(3));
   if (!supported(state, isa)) return;
-  at::set_num_threads(threads);
+  bmos::set_compute_threads(threads);
   const auto& w = weights(N, K);
   const auto X = torch::randn({M, K});
   const Timing torch = torch_baseline(gemm_key(M, N, K, threads), [&] { torch::matmul(X, w.W.t()); });
@@ -171,7 +172,7 @@ void BM_BinaryMosLayer_Avx512(benchmark::State& state) {
   const int64_t N = state.range(0), K = state.range(1), E = 4;
   const int threads = static_cast<int>(state.range(2));
   if (!supported(state, CpuIsa::kAvx512)) return;
-  at::set_num_threads(threads);
+  bmos::set_compute_threads(threads);
   const auto& w = weights(N, K);
   const auto x = torch::randn({K});
   const auto router = torch::randn({E, K}) / std::sqrt(static_cast<double>(K));

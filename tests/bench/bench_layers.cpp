@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "modules/binarymos_linear.h"
+#include "modules/threads.h"
 #include "tests/bench/bench_ratio.h"
 
 namespace bmos {
@@ -11,7 +12,7 @@ namespace {
 
 template <typename Make>
 void fwd_bwd(benchmark::State& state, Make make) {
-  at::set_num_threads(2);
+  bmos::set_compute_threads(2);
   const int64_t d = state.range(0);
   torch::manual_seed(0);
   auto layer = make(d);

@@ -1,10 +1,15 @@
 // One KD training step (teacher forward + student forward/backward + AdamW) at the stories260K shape, batch 16 x 256:
 // the number issue 4's speed goal is about. Baseline in the same run: the same step with an FP student (no
-// binarization), i.e. what plain autograd costs for this model.
+// binarization), i.e. what plain autograd costs for this model. BMOS_PROFILE_TRACE=FILE writes libtorch's per-op
+// profile of the timed steps (a chrome://tracing JSON) to FILE: how the attention and allocator costs were found.
 #include <benchmark/benchmark.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
+
 #include "modules/replace.h"
+#include "modules/threads.h"
 #include "tests/bench/bench_ratio.h"
 #include "trainer/losses.h"
 
@@ -18,7 +23,7 @@ LlamaConfig stories260k() {
 }
 
 void train_step(benchmark::State& state, const std::string& method, int64_t experts) {
-  at::set_num_threads(int(state.range(0)));
+  bmos::set_compute_threads(int(state.range(0)));
   torch::manual_seed(0);
   Llama teacher(stories260k());
   teacher->init_random(1);
@@ -35,7 +40,10 @@ void train_step(benchmark::State& state, const std::string& method, int64_t expe
   torch::optim::AdamW opt(student->parameters(), torch::optim::AdamWOptions(1e-3));
   const auto batch = torch::randint(0, 512, {16, 257}, torch::kLong);
   const auto in = batch.narrow(1, 0, 256);
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;  // written when it goes out of scope
+  const char* trace = std::getenv("BMOS_PROFILE_TRACE");
   for (auto _ : state) {
+    if (trace && !profile) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(trace);
     opt.zero_grad();
     LlamaOutput t;
     {
