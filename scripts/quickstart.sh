@@ -13,6 +13,7 @@ if [ ! -s runs/quickstart-corpus/kjv.heldout.txt ]; then
   tail -n 1500 runs/quickstart-corpus/kjv.txt > runs/quickstart-corpus/kjv.heldout.txt  # held out (end of Revelation)
 fi
 build/bmos train configs/quickstart_teacher.yaml
+mkdir -p runs/quickstart-student
 build/bmos train configs/quickstart_student.yaml | tee runs/quickstart-student/result.txt
 echo "sample from the 1-bit student:"
 build/bmos generate --model runs/quickstart-student --prompt "And God said" --steps 120 --temperature 0

@@ -11,8 +11,10 @@
 #include "data/eval_windows.h"
 #include "data/sha256.h"
 #include "data/tasks.h"
+#include "data/tokenizer_byte.h"
 #include "tests/test_util.h"
 #include "trainer/eval_prompts.h"
+#include "trainer/ppl_sets.h"
 
 namespace bmos {
 namespace {
@@ -115,6 +117,34 @@ TEST(EvalWindows, ContiguousWindowCounting) {
   // 166 windows for the Llama-2 token count of the protocol (341,469 // 2048)
   EXPECT_EQ(contiguous_windows(std::vector<int32_t>(341469, 5), 2048, 0, "t").count(), 166);
   expect_error([&] { contiguous_windows(tokens, 1001, 0, "wikitext2"); }, {"wikitext2", "1000 tokens", "1001"});
+}
+
+// `bmos eval --ppl NAME=FILE` and the trainer's eval.ppl build their windows with this one function.
+TEST(EvalWindows, TextSetsJsonlDocumentsOrWholeFile) {
+  const std::string dir = test::temp_dir("text_sets");
+  write_file(dir + "/held.jsonl", "{\"text\": \"ab\"}\n{\"text\": \"cd\"}\n");
+  write_file(dir + "/held.txt", "ab\ncd");
+  const auto tok = make_byte_tokenizer();
+  auto cat = [](std::vector<int32_t> a, const std::vector<int32_t>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  PplSet set;
+  set.name = "held";
+  set.format = "text";
+  set.seq_len = 2;
+  set.file = dir + "/held.jsonl";  // each document BOS + ids + EOS: 8 tokens, 4 windows
+  EvalWindows w = load_eval_windows(set, *tok);
+  EXPECT_EQ(w.tokens, cat(encode_with(*tok, "ab", true, true), encode_with(*tok, "cd", true, true)));
+  EXPECT_EQ(w.count(), 4);
+  EXPECT_NE(w.protocol.find("JSON-lines documents"), std::string::npos);
+  set.file = dir + "/held.txt";  // the whole file, BOS + ids: 6 tokens, 3 windows
+  w = load_eval_windows(set, *tok);
+  EXPECT_EQ(w.tokens, encode_with(*tok, "ab\ncd", true, false));
+  EXPECT_EQ(w.count(), 3);
+  set.format = "parquet";
+  expect_error([&] { load_eval_windows(set, *tok); }, {"held", "unknown perplexity format 'parquet'"});
+  std::filesystem::remove_all(dir);
 }
 
 // ------------------------------------------------------------------------------------------------------ C4 sampler

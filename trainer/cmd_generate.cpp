@@ -58,6 +58,7 @@ int cmd_generate(const std::vector<std::string>& args) {
     std::fflush(stdout);
   });
   std::printf("\n");
+  std::fflush(stdout);  // before the stderr line, when both go to one file
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "achieved tok/s: %.1f (%zu tokens, %s model)\n", (tokens.size() - 1) / s, tokens.size(),
                loaded.format.c_str());

@@ -6,8 +6,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "data/eval_c4.h"
 #include "data/tasks.h"
+#include "trainer/ppl_sets.h"
 
 namespace bmos {
 
@@ -43,24 +43,6 @@ class ProgressLine {
 
 }  // namespace
 
-EvalWindows build_ppl_windows(const Tokenizer& tok, const PplSet& set) {
-  const std::string what = set.name + " (" + set.file + ")";
-  if (set.format == "wikitext" || set.format == "text") {
-    const std::string text = set.format == "wikitext" ? wikitext_joined_text(set.file) : read_text_file(set.file);
-    EvalWindows w = contiguous_windows(encode_for_eval(tok, text), set.seq_len, set.windows, what);
-    w.protocol = (set.format == "wikitext" ? "wikitext rows joined with \"\\n\\n\", BOS + ids; " : "whole file, BOS + ids; ") +
-                 w.protocol;
-    return w;
-  }
-  if (set.format == "c4") {
-    const auto docs = read_jsonl_texts(set.file);
-    return c4_validation_windows(
-        docs, [&](const std::string& t) { return encode_for_eval(tok, t); }, set.seq_len,
-        set.windows > 0 ? set.windows : 256, /*seed=*/0);
-  }
-  throw std::runtime_error(what + ": unknown perplexity format '" + set.format + "' (wikitext, c4 or text)");
-}
-
 EvalReport run_eval_suite(LanguageModel& model, const Tokenizer& tok, const EvalConfig& config,
                           const EvalRunOptions& options) {
   const auto t0 = Clock::now();
@@ -73,7 +55,7 @@ EvalReport run_eval_suite(LanguageModel& model, const Tokenizer& tok, const Eval
                              " tokens but the model only " + std::to_string(model.vocab_size()) +
                              " (wrong tokenizer for this model?)");
   for (const PplSet& set : config.ppl) {
-    const EvalWindows w = build_ppl_windows(tok, set);
+    const EvalWindows w = load_eval_windows(set, tok);
     ProgressLine line(options.progress, set.name, "windows");
     PplOptions opt;
     opt.batch_windows = std::max<int64_t>(1, options.token_budget / set.seq_len);

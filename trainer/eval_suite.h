@@ -37,9 +37,6 @@ struct EvalReport {
 EvalReport run_eval_suite(LanguageModel& model, const Tokenizer& tok, const EvalConfig& config,
                           const EvalRunOptions& options = {});
 
-// The evaluation windows of one perplexity set (tokenized with encode_for_eval).
-EvalWindows build_ppl_windows(const Tokenizer& tok, const PplSet& set);
-
 // Human table (perplexity, then one row per task and the average, then protocol notes).
 std::string format_eval_table(const EvalReport& report);
 // Every number and setting of the report (callers add the model and tokenizer they evaluated).

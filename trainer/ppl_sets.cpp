@@ -13,28 +13,34 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }  // namespace
 
 EvalWindows load_eval_windows(const PplSet& set, const Tokenizer& tok) {
+  const std::string what = set.name + " (" + set.file + ")";
   if (set.format == "wikitext") {
-    return contiguous_windows(encode_for_eval(tok, wikitext_joined_text(set.file)), set.seq_len, set.windows, set.name);
+    EvalWindows w = contiguous_windows(encode_for_eval(tok, wikitext_joined_text(set.file)), set.seq_len, set.windows,
+                                       what);
+    w.protocol = "wikitext rows joined with \"\\n\\n\", BOS + ids; " + w.protocol;
+    return w;
   }
   if (set.format == "c4") {
-    return c4_validation_windows(read_jsonl_texts(set.file),
-                                 [&](const std::string& s) { return encode_with(tok, s, true, false); }, set.seq_len,
-                                 set.windows > 0 ? set.windows : 256);
+    return c4_validation_windows(
+        read_jsonl_texts(set.file), [&](const std::string& t) { return encode_for_eval(tok, t); }, set.seq_len,
+        set.windows > 0 ? set.windows : 256, /*seed=*/0);
   }
   if (set.format == "text") {
-    std::vector<std::string> docs =
-        ends_with(set.file, ".jsonl") ? read_jsonl_texts(set.file) : std::vector<std::string>{read_text_file(set.file)};
+    if (!ends_with(set.file, ".jsonl")) {
+      EvalWindows w = contiguous_windows(encode_for_eval(tok, read_text_file(set.file)), set.seq_len, set.windows, what);
+      w.protocol = "whole file, BOS + ids; " + w.protocol;
+      return w;
+    }
     std::vector<int32_t> tokens;
-    for (const auto& d : docs) {
+    for (const auto& d : read_jsonl_texts(set.file)) {
       const auto ids = encode_with(tok, d, true, true);
       tokens.insert(tokens.end(), ids.begin(), ids.end());
     }
-    EvalWindows w = contiguous_windows(tokens, set.seq_len, set.windows, set.name);
-    w.protocol = "documents of " + set.file + " with BOS/EOS, concatenated, " + std::to_string(w.count()) +
-                 " windows of " + std::to_string(set.seq_len);
+    EvalWindows w = contiguous_windows(tokens, set.seq_len, set.windows, what);
+    w.protocol = "JSON-lines documents, each BOS + ids + EOS, concatenated; " + w.protocol;
     return w;
   }
-  throw std::invalid_argument("eval.ppl '" + set.name + "': unknown format '" + set.format + "'");
+  throw std::invalid_argument(what + ": unknown perplexity format '" + set.format + "' (wikitext, c4 or text)");
 }
 
 }  // namespace bmos
