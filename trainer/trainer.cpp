@@ -1,4 +1,3 @@
-#include "modules/threads.h"
 #include "trainer/trainer.h"
 
 #include <atomic>
@@ -12,12 +11,14 @@
 #include <thread>
 
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 
 #include "modules/model_loader.h"
 #include "modules/replace.h"
+#include "modules/threads.h"
 #include "trainer/checkpoint.h"
-#include "trainer/ppl_sets.h"
 #include "trainer/eval_ppl.h"
+#include "trainer/ppl_sets.h"
 
 namespace bmos {
 
@@ -162,7 +163,27 @@ void Trainer::setup_optimizer() {
   optimizer_ = std::make_unique<torch::optim::AdamW>(param_groups, torch::optim::AdamWOptions(lr));
 }
 
+namespace {
+// bf16 autocast for the forward passes on CUDA (matmuls in bf16; softmax, log_softmax and the losses stay fp32 by
+// autocast's own op lists). On the CPU this build trains in fp32: Debian's libtorch has no fast CPU bf16 path for
+// these shapes. Not exercised here: this machine has no CUDA libtorch.
+struct CudaAutocast {
+  explicit CudaAutocast(bool on) : on_(on) {
+    if (!on_) return;
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(true);
+  }
+  ~CudaAutocast() {
+    if (!on_) return;
+    at::autocast::set_enabled(false);
+    at::autocast::clear_cache();
+  }
+  bool on_;
+};
+}  // namespace
+
 LossTerms Trainer::loss_step(const torch::Tensor& batch) {
+  const CudaAutocast autocast(batch.is_cuda());
   const int64_t T = batch.size(1) - 1;
   const torch::Tensor inputs = batch.narrow(1, 0, T), targets = batch.narrow(1, 1, T);
   const auto& d = job_.distill;
