@@ -56,6 +56,7 @@ LoadedModel load_model(const std::string& path_in) {
   }
   out.model->eval();
   out.tokenizer = find_tokenizer_near(path);
+  out.path = path;
   return out;
 }
 

@@ -12,6 +12,7 @@ struct LoadedModel {
   Llama model{nullptr};
   std::string format;     // llama2c | hf | checkpoint | packed
   std::string tokenizer;  // a tokenizer file found beside the model ("" if none)
+  std::string path;       // what was loaded: the path itself, or a run folder's newest checkpoint
 };
 
 LoadedModel load_model(const std::string& path);

@@ -1,6 +1,6 @@
 // bmos eval: perplexity (WikiText-2 / C4 protocols) and the six zero-shot tasks for any model path.
 //   bmos eval JOB.yaml [--model PATH] [--limit N] [--json FILE]
-//       the job's eval: section, its tokenizer, and the newest checkpoint under run.out_dir (else the teacher)
+//       the job's eval: section, its tokenizer, and the newest checkpoint in run.out_dir/checkpoints (else the teacher)
 //   bmos eval --model PATH [--tokenizer PATH] [--ppl wikitext2[=FILE],c4=FILE] [--seq_len N] [--ppl_windows N]
 //             [--tasks all|none|piqa,...] [--tasks_dir DIR] [--limit N] [--json FILE]
 
@@ -17,9 +17,9 @@
 
 #include "data/tasks.h"
 #include "data/tokenizer.h"
-#include "modules/model_format.h"
 #include "modules/model_loader.h"
 #include "modules/threads.h"
+#include "trainer/checkpoint.h"
 #include "trainer/cli_flags.h"
 #include "trainer/commands.h"
 #include "trainer/eval_suite.h"
@@ -93,26 +93,6 @@ std::vector<PplSet> parse_ppl(const std::string& flag) {
   return sets;
 }
 
-// The newest training checkpoint folder (one holding kCheckpointMarker) among out_dir and the folders up to two
-// levels below it (e.g. out_dir/checkpoints/<step>), or "".
-std::string newest_checkpoint(const std::string& out_dir) {
-  if (out_dir.empty() || !fs::is_directory(out_dir)) return "";
-  std::string best;
-  fs::file_time_type best_time{};
-  const auto consider = [&](const fs::path& dir) {
-    const fs::path marker = dir / kCheckpointMarker;
-    if (!fs::exists(marker)) return;
-    const auto t = fs::last_write_time(marker);
-    if (best.empty() || t > best_time) best = dir.string(), best_time = t;
-  };
-  consider(out_dir);
-  for (auto it = fs::recursive_directory_iterator(out_dir); it != fs::recursive_directory_iterator(); ++it) {
-    if (it.depth() >= 1) it.disable_recursion_pending();
-    if (it->is_directory()) consider(it->path());
-  }
-  return best;
-}
-
 // Moves tokens to the model's device (the evaluators build them on the CPU).
 class OnDevice : public LanguageModel {
  public:
@@ -154,7 +134,7 @@ int cmd_eval(const std::vector<std::string>& args) {
       throw std::invalid_argument(job.file + ": eval: lists no ppl sets and no tasks; nothing to evaluate");
     if (tok_path.empty()) tok_path = job.tokenizer.path, tok_kind = job.tokenizer.kind;
     if (model_path.empty()) {
-      model_path = newest_checkpoint(job.run.out_dir);
+      model_path = newest_checkpoint((fs::path(job.run.out_dir) / "checkpoints").string());  // as --resume picks it
       if (model_path.empty()) {
         model_path = job.teacher.path;
         model_note = "no checkpoint under " + job.run.out_dir + " yet: evaluating the teacher";

@@ -12,9 +12,8 @@
 
 #include <ATen/Parallel.h>
 
-#include "modules/model_format.h"
 #include "modules/model_loader.h"
-#include "trainer/checkpoint.h"
+#include "modules/threads.h"
 #include "trainer/cli_flags.h"
 #include "trainer/commands.h"
 #include "trainer/export.h"
@@ -87,14 +86,9 @@ int cmd_export(const std::vector<std::string>& args) {
   if (!FLAGS_size_report.empty()) return size_report();
   if (FLAGS_checkpoint.empty() || FLAGS_out.empty())
     throw std::invalid_argument("--checkpoint DIR and --out DIR are required (or --size_report llama2-7b,...)");
-  if (FLAGS_threads > 0) at::set_num_threads(FLAGS_threads);
-  // A run folder stands for its newest checkpoint.
-  std::string dir = FLAGS_checkpoint;
-  if (!fs::exists(fs::path(dir) / kCheckpointMarker) && fs::is_directory(fs::path(dir) / "checkpoints")) {
-    dir = newest_checkpoint((fs::path(dir) / "checkpoints").string());
-    if (dir.empty()) throw std::invalid_argument(FLAGS_checkpoint + ": a run folder without a complete checkpoint yet");
-  }
-  LoadedModel loaded = load_model(dir);
+  if (FLAGS_threads > 0) set_compute_threads(FLAGS_threads);
+  LoadedModel loaded = load_model(FLAGS_checkpoint);  // a run folder stands for its newest checkpoint
+  const std::string& dir = loaded.path;
   if (loaded.format == "packed") throw std::invalid_argument(dir + " is already an exported packed model");
   if (loaded.format != "checkpoint")
     throw std::invalid_argument(dir + " is a full-precision " + loaded.format +
