@@ -7,13 +7,14 @@
 #include "modules/sign_linear.h"
 
 namespace bmos {
-namespace {
 
-int64_t count_params(torch::nn::Module& m) {
+int64_t count_params(const torch::nn::Module& m) {
   int64_t n = 0;
   for (const auto& p : m.parameters()) n += p.numel();
   return n;
 }
+
+namespace {
 
 // Glob match where '*' matches any run of characters other than '.'.
 bool glob(const char* p, const char* s) {

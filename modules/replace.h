@@ -27,6 +27,9 @@ struct ReplaceReport {
 // '*' matches one dotted component or part of it (no dots), e.g. "layers.*.attention.w?" is not supported: only '*'.
 bool pattern_matches(const std::string& pattern, const std::string& name);
 
+// All parameters of a module (latent weights, scales and routers included).
+int64_t count_params(const torch::nn::Module& m);
+
 // Rebuilds the matched FP linears of `model` in place. With `init_from_fp` false the new layers keep their default
 // initialisation (used when a checkpoint will be loaded into them right after).
 ReplaceReport replace_linears(Llama& model, const QuantSpec& spec, bool init_from_fp = true);

@@ -18,6 +18,7 @@
 #include "data/tasks.h"
 #include "data/tokenizer.h"
 #include "modules/model_loader.h"
+#include "modules/replace.h"
 #include "modules/threads.h"
 #include "trainer/checkpoint.h"
 #include "trainer/cli_flags.h"
@@ -201,13 +202,11 @@ int cmd_eval(const std::vector<std::string>& args) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "[eval] done in %.1fs\n", seconds);
   if (!FLAGS_json.empty()) {
-    int64_t params = 0;
-    for (const auto& p : loaded.model->parameters()) params += p.numel();
     nlohmann::json j = eval_report_json(report);
     j["model"] = {{"path", model_path},
                   {"format", loaded.format},
                   {"config", loaded.model->config.describe()},
-                  {"parameters", params},
+                  {"parameters", count_params(*loaded.model)},
                   {"vocab_size", model->vocab_size()},
                   {"max_seq_len", max_len}};
     if (!model_note.empty()) j["model"]["note"] = model_note;

@@ -25,9 +25,7 @@ struct Prepared {
 };
 
 Prepared prepare(const TokenRequest& r, int64_t max_length, size_t index) {
-  if (r.context.empty() || r.continuation.empty())
-    throw std::runtime_error("loglikelihood request " + std::to_string(index) +
-                             ": context and continuation must both encode to at least one token");
+  check_request(r, index);
   std::vector<int32_t> whole(r.context);
   whole.insert(whole.end(), r.continuation.begin(), r.continuation.end());
   Prepared p;
@@ -36,10 +34,6 @@ Prepared prepare(const TokenRequest& r, int64_t max_length, size_t index) {
   p.contlen = std::min<int64_t>(static_cast<int64_t>(r.continuation.size()), max_length);
   p.skip = static_cast<int64_t>(r.continuation.size()) - p.contlen;
   return p;
-}
-
-int64_t resolve_max_length(LanguageModel& model, int64_t max_length) {
-  return max_length > 0 ? max_length : model.max_seq_len();
 }
 
 // harness: context_enc = [eot] for an empty context, else tok_encode(context) (no BOS).
@@ -62,6 +56,21 @@ std::vector<int32_t> encode_continuation(const Tokenizer& tok, const std::string
 
 }  // namespace
 
+int64_t resolve_max_length(LanguageModel& model, int64_t max_length) {
+  return max_length > 0 ? max_length : model.max_seq_len();
+}
+
+int64_t forward_token_budget(LanguageModel& model, const ZeroShotOptions& options) {
+  const int64_t by_logits = (int64_t{128} << 20) / std::max<int64_t>(model.vocab_size(), 1);
+  return std::max<int64_t>(1, std::min(options.token_budget, by_logits));
+}
+
+void check_request(const TokenRequest& r, size_t index) {
+  if (r.context.empty() || r.continuation.empty())
+    throw std::runtime_error("loglikelihood request " + std::to_string(index) +
+                             ": context and continuation must both encode to at least one token");
+}
+
 std::vector<double> loglikelihood_tokens(LanguageModel& model, const std::vector<TokenRequest>& requests,
                                          const ZeroShotOptions& options) {
   torch::NoGradGuard no_grad;
@@ -75,8 +84,7 @@ std::vector<double> loglikelihood_tokens(LanguageModel& model, const std::vector
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return prepared[a].inp.size() > prepared[b].inp.size(); });
-  const int64_t by_logits = (int64_t{128} << 20) / std::max<int64_t>(model.vocab_size(), 1);
-  const int64_t budget = std::max<int64_t>(1, std::min(options.token_budget, by_logits));
+  const int64_t budget = forward_token_budget(model, options);
 
   // Batches of consecutive requests in that order, each within the token budget.
   std::vector<std::pair<size_t, size_t>> batches;

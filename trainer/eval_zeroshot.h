@@ -35,6 +35,14 @@ struct ZeroShotOptions {
   std::function<void(int64_t requests_done, int64_t requests_total)> progress;  // called under a lock
 };
 
+// Shared by the two batched paths (here and eval_zeroshot_shared.h):
+// options.max_length, or the model's context when it is 0
+int64_t resolve_max_length(LanguageModel& model, int64_t max_length);
+// options.token_budget, capped so one forward pass holds at most ~128M logits elements of this vocabulary
+int64_t forward_token_budget(LanguageModel& model, const ZeroShotOptions& options);
+// throws "loglikelihood request <index>: ..." unless context and continuation both have tokens
+void check_request(const TokenRequest& r, size_t index);
+
 // Log-likelihood of each request's continuation, batched (the fast path).
 std::vector<double> loglikelihood_tokens(LanguageModel& model, const std::vector<TokenRequest>& requests,
                                          const ZeroShotOptions& options = {});

@@ -96,7 +96,7 @@ void score_chunk(LlamaImpl& model, const std::vector<TokenRequest>& requests, co
 std::vector<double> loglikelihood_shared_context(LlamaImpl& model, const std::vector<TokenRequest>& requests,
                                                  const ZeroShotOptions& options) {
   torch::NoGradGuard no_grad;
-  const int64_t L = options.max_length > 0 ? options.max_length : model.max_seq_len();
+  const int64_t L = resolve_max_length(model, options.max_length);
   std::vector<double> out(requests.size(), 0.0);
 
   // Requests the harness truncates from the left keep no common context: the plain path scores them.
@@ -104,9 +104,7 @@ std::vector<double> loglikelihood_shared_context(LlamaImpl& model, const std::ve
   std::map<std::vector<int32_t>, Group> groups;  // by context tokens
   for (size_t i = 0; i < requests.size(); ++i) {
     const auto& r = requests[i];
-    if (r.context.empty() || r.continuation.empty())
-      throw std::runtime_error("loglikelihood request " + std::to_string(i) +
-                               ": context and continuation must both encode to at least one token");
+    check_request(r, i);
     if (static_cast<int64_t>(r.context.size() + r.continuation.size()) > L + 1) {
       truncated.push_back(i);
       continue;
@@ -118,8 +116,7 @@ std::vector<double> loglikelihood_shared_context(LlamaImpl& model, const std::ve
   std::map<int64_t, std::vector<const Group*>> by_length;
   for (const auto& kv : groups) by_length[static_cast<int64_t>(kv.first.size())].push_back(&kv.second);
 
-  const int64_t by_logits = (int64_t{128} << 20) / std::max<int64_t>(model.vocab_size(), 1);
-  const int64_t budget = std::max<int64_t>(1, std::min(options.token_budget, by_logits));
+  const int64_t budget = forward_token_budget(model, options);
   // Chunks of groups with one context length: contexts fill the budget, continuations are re-batched in score_chunk.
   struct Chunk {
     int64_t ctx_len;

@@ -344,13 +344,8 @@ TrainSummary Trainer::train() {
     summary.student_ppl = evaluate(*student_);
     if (teacher_) summary.teacher_ppl = evaluate(*teacher_);
   }
-  int64_t n_params = 0;
-  for (const auto& p : student_->parameters()) n_params += p.numel();
-  int64_t n_teacher = 0;
-  if (teacher_)
-    for (const auto& p : teacher_->parameters()) n_teacher += p.numel();
-  json out = {{"method", job_.quant.method}, {"experts", job_.quant.experts}, {"parameters", n_params},
-              {"teacher_parameters", n_teacher},
+  json out = {{"method", job_.quant.method}, {"experts", job_.quant.experts}, {"parameters", count_params(*student_)},
+              {"teacher_parameters", teacher_ ? count_params(*teacher_) : 0},
               {"steps", summary.steps}, {"tokens", summary.tokens}, {"seconds", summary.seconds},
               {"tokens_per_second", summary.tokens_per_second}, {"student_ppl", summary.student_ppl},
               {"teacher_ppl", summary.teacher_ppl}, {"checkpoint", summary.checkpoint},
