@@ -3,12 +3,10 @@
 #include <cstdio>
 #include <stdexcept>
 
-#include <ATen/Parallel.h>
-
-#include "modules/threads.h"
 #include "data/tokenizer.h"
 #include "modules/generate.h"
 #include "modules/model_loader.h"
+#include "modules/threads.h"
 #include "trainer/cli_flags.h"
 #include "trainer/commands.h"
 

@@ -1,4 +1,3 @@
-#include "modules/threads.h"
 #include "trainer/data_generate.h"
 
 #include <chrono>
@@ -6,15 +5,14 @@
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
-#include <thread>
 
-#include <ATen/Parallel.h>
 #include <gflags/gflags.h>
 #include <nlohmann/json.hpp>
 
 #include "data/tokenizer.h"
 #include "modules/model_loader.h"
 #include "modules/sampler.h"
+#include "modules/threads.h"
 #include "trainer/cli_flags.h"
 
 DEFINE_uint64(gen_seed, 0, "bmos data generate: override generate.seed (e.g. for a held-out corpus)");

@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <thread>
 
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
