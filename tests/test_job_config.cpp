@@ -1,5 +1,8 @@
 // Job files: every file in configs/ loads, and each kind of mistake names the file, the line and the key.
 #include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -96,7 +99,20 @@ TEST(JobConfig, OverridesReplaceAddAndNameTheirErrors) {
   EXPECT_EQ(error("quant.experts"), "override 'quant.experts': expected key.path=value, e.g. quant.experts=2");
   EXPECT_EQ(error("quant.experts.n=2"), "override 'quant.experts.n=2': 'experts' is not a section in job.yaml");
   EXPECT_EQ(error("quant..experts=2"), "override 'quant..experts=2': empty component in key 'quant..experts'");
-  // a misspelt key passes the override and is refused by the parser, by name
+  // a misspelt key passes the override and is refused by the parser, by name; load_job says the line is of the
+  // rewritten text
+  const std::string dir = std::filesystem::temp_directory_path() / ("bmos_job_overrides_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  { std::ofstream(dir + "/job.yaml") << base; }
+  try {
+    load_job(dir + "/job.yaml", {"quant.expert=2"});
+    ADD_FAILURE() << "quant.expert=2 was accepted";
+  } catch (const std::exception& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("quant.expert: unknown key"), std::string::npos) << m;
+    EXPECT_NE(m.find("[with --set overrides applied; the line is of the rewritten job]"), std::string::npos) << m;
+  }
+  std::filesystem::remove_all(dir);
   EXPECT_NE(error_of(apply_overrides(base, {"quant.expert=2"}, "job.yaml")).find("quant.expert: unknown key"),
             std::string::npos);
 }

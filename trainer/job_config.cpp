@@ -355,7 +355,13 @@ JobConfig load_job(const std::string& path, const std::vector<std::string>& over
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_job(apply_overrides(ss.str(), overrides, path), path, /*base_dir=*/"");
+  const std::string text = apply_overrides(ss.str(), overrides, path);
+  if (overrides.empty()) return parse_job(text, path, /*base_dir=*/"");
+  try {
+    return parse_job(text, path, /*base_dir=*/"");
+  } catch (const std::runtime_error& e) {  // the YAML was re-emitted: its line numbers are not the file's
+    throw std::runtime_error(std::string(e.what()) + " [with --set overrides applied; the line is of the rewritten job]");
+  }
 }
 
 }  // namespace bmos
