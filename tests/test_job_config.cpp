@@ -2,10 +2,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
+#include "tests/test_util.h"
 #include "trainer/job_config.h"
 
 namespace bmos {
@@ -101,8 +100,7 @@ TEST(JobConfig, OverridesReplaceAddAndNameTheirErrors) {
   EXPECT_EQ(error("quant..experts=2"), "override 'quant..experts=2': empty component in key 'quant..experts'");
   // a misspelt key passes the override and is refused by the parser, by name; load_job says the line is of the
   // rewritten text
-  const std::string dir = std::filesystem::temp_directory_path() / ("bmos_job_overrides_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
+  const std::string dir = test::temp_dir("job_overrides");
   { std::ofstream(dir + "/job.yaml") << base; }
   try {
     load_job(dir + "/job.yaml", {"quant.expert=2"});
