@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/hash.h"
+
 namespace bmos {
 
 namespace {
@@ -14,12 +16,6 @@ uint64_t splitmix64(uint64_t& state) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
-}
-
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
 }
 
 }  // namespace
@@ -48,7 +44,7 @@ DataCursor DataCursor::from_json(const std::string& text) {
 
 // ------------------------------------------------------------------------------------------------------- stream
 std::vector<int64_t> block_permutation(int64_t n, uint64_t seed, const std::string& source, uint64_t epoch) {
-  uint64_t state = seed ^ fnv1a(source);
+  uint64_t state = seed ^ fnv1a64(source);
   state = splitmix64(state) ^ epoch;
   std::vector<int64_t> p(n);
   for (int64_t i = 0; i < n; ++i) p[i] = i;
@@ -73,15 +69,17 @@ MixtureStream::MixtureStream(const std::vector<PreparedSource>& sources, const S
                 opt_.add_bos ? opt_.bos_id : -1, opt_.add_eos ? opt_.eos_id : -1,
                 static_cast<unsigned long long>(seed));
   cursor_.stream = buf;
+  const SourceStream* first = nullptr;  // the first opened source: every other must share its tokenizer
   for (const auto& s : sources) {
     weights_.push_back(s.weight / total);
     if (s.weight == 0) {
       sources_.push_back(nullptr);  // never drawn, never opened
     } else {
       sources_.push_back(std::make_unique<SourceStream>(s.name, s.shards, opt_));
-      if (sources_.back()->tokenizer_hash() != sources_.front()->tokenizer_hash())
+      if (!first) first = sources_.back().get();
+      if (sources_.back()->tokenizer_hash() != first->tokenizer_hash())
         throw std::runtime_error("source '" + s.name + "' was tokenized with another tokenizer than source '" +
-                                 sources.front().name + "'; prepare all sources with the job's tokenizer");
+                                 first->name() + "'; prepare all sources with the job's tokenizer");
     }
     std::snprintf(buf, sizeof buf, "%.6g", s.weight / total);
     cursor_.stream += " | " + s.name + " w=" + buf + " blocks=" +
@@ -143,20 +141,6 @@ void MixtureStream::restore(const DataCursor& c) {
   for (uint64_t v : c.served) sum += v;
   if (sum != c.blocks) throw std::runtime_error("malformed data cursor: per-source counts do not add up to blocks");
   cursor_ = c;
-}
-
-StreamOptions stream_options_for(const JobConfig& job, const Tokenizer& tok) {
-  StreamOptions o;
-  o.seq_len = job.data.seq_len;
-  o.add_bos = job.tokenizer.add_bos;
-  o.add_eos = job.tokenizer.add_eos;
-  o.bos_id = tok.bos_id();
-  o.eos_id = tok.eos_id();
-  if (o.add_bos && o.bos_id < 0)
-    throw std::runtime_error(job.file + ": tokenizer.add_bos is true but " + tok.path() + " has no BOS token");
-  if (o.add_eos && o.eos_id < 0)
-    throw std::runtime_error(job.file + ": tokenizer.add_eos is true but " + tok.path() + " has no EOS token");
-  return o;
 }
 
 }  // namespace bmos

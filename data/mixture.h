@@ -1,7 +1,7 @@
 // The training stream: blocks from several sources (data/token_stream.h) mixed by weight, shuffled by seed, resumable.
 //
-//   auto sources = prepare_data(job, *tok, {});                        // data/prepare.h
-//   MixtureStream stream(sources, stream_options_for(job, *tok), job.run.seed);
+//   auto sources = prepare_data(data_spec(job), *tok, {});             // data/prepare.h, trainer/job/job_data.h
+//   MixtureStream stream(sources, stream_options(job, *tok), job.run.seed);
 //   Batch b = stream.next_batch(8);                                    // b.tokens (8, T + 1) int64
 //   inputs = b.tokens.narrow(1, 0, T); targets = b.tokens.narrow(1, 1, T);
 //   checkpoint: save stream.cursor().to_json(); resume: stream.restore(DataCursor::from_json(text)).
@@ -68,9 +68,6 @@ class MixtureStream {
   std::vector<int64_t> perm_epoch_;
   std::vector<std::vector<int64_t>> perm_;
 };
-
-// StreamOptions from the job (seq_len, tokenizer.add_bos/add_eos) and the tokenizer's BOS/EOS ids.
-StreamOptions stream_options_for(const JobConfig& job, const Tokenizer& tok);
 
 // The per-epoch block order of one source: a Fisher-Yates shuffle driven by splitmix64 (no std:: distribution, so
 // the order is the same on every platform and library).

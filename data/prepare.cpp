@@ -14,7 +14,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "data/sha256.h"
+#include "data/hash.h"
 
 namespace bmos {
 
@@ -166,11 +166,6 @@ std::string mb(double bytes) {
 
 }  // namespace
 
-std::string data_cache_dir(const JobConfig& job) {
-  if (!job.data.cache_dir.empty()) return job.data.cache_dir;
-  return (fs::path(job.run.out_dir).parent_path() / "data-cache").lexically_normal().string();
-}
-
 std::string shard_path(const std::string& cache_dir, const std::string& source_name, const std::string& file) {
   Sha256 h;
   h.update(fs::absolute(file).lexically_normal().string());
@@ -251,20 +246,21 @@ ShardInfo tokenize_file(const std::string& file, const CorpusOptions& corpus, co
   return done;
 }
 
-std::vector<PreparedSource> prepare_data(const JobConfig& job, const Tokenizer& tok, const PrepareOptions& options,
+std::vector<PreparedSource> prepare_data(const DataSpec& spec, const Tokenizer& tok, const PrepareOptions& options,
                                          PrepareStats* stats) {
   const auto t0 = Clock::now();
   PrepareStats local;
   PrepareStats& s = stats ? *stats : local;
   s = PrepareStats();
-  const std::string cache = data_cache_dir(job);
-  if (job.data.sources.empty())
-    throw std::runtime_error(job.file + ": data.sources is empty (list at least one corpus source)");
+  const std::string& cache = spec.cache_dir;
+  if (cache.empty()) throw std::invalid_argument(spec.origin + ": data.cache_dir: no folder for the token shards");
+  if (spec.sources.empty())
+    throw std::runtime_error(spec.origin + ": data.sources is empty (list at least one corpus source)");
   std::vector<PreparedSource> out;
-  for (size_t i = 0; i < job.data.sources.size(); ++i) {
-    const DataSource& src = job.data.sources[i];
+  for (size_t i = 0; i < spec.sources.size(); ++i) {
+    const DataSource& src = spec.sources[i];
     const std::string where = "data.sources[" + std::to_string(i) + "] '" + src.name + "'";
-    if (src.files.empty()) throw std::runtime_error(job.file + ": " + where + " has no files");
+    if (src.files.empty()) throw std::runtime_error(spec.origin + ": " + where + " has no files");
     PreparedSource ps;
     ps.name = src.name;
     ps.weight = src.weight;
@@ -295,7 +291,7 @@ std::vector<PreparedSource> prepare_data(const JobConfig& job, const Tokenizer& 
                        static_cast<long long>(info.n_tokens));
       } else {
         if (!fs::exists(file))
-          throw std::runtime_error(file + ": corpus file not found (" + where + " in " + job.file +
+          throw std::runtime_error(file + ": corpus file not found (" + where + " in " + spec.origin +
                                    "; check the path, relative paths start at the job file's folder)");
         try {
           info = tokenize_file(file, corpus, tok, shard, options.threads, options.progress);
@@ -317,7 +313,7 @@ std::vector<PreparedSource> prepare_data(const JobConfig& job, const Tokenizer& 
       ps.bad_lines += info.bad_lines;
     }
     if (ps.docs == 0)
-      throw std::runtime_error(job.file + ": " + where + " has no documents (its files are empty or blank" +
+      throw std::runtime_error(spec.origin + ": " + where + " has no documents (its files are empty or blank" +
                                std::string(src.format == "text" ? "" : ", or every line was skipped as malformed") +
                                "); check data.sources[" + std::to_string(i) + "].files");
     out.push_back(std::move(ps));

@@ -1,5 +1,5 @@
 // `bmos data prepare`: every corpus file of the job's sources becomes one token shard (data/token_shard.h) in
-// data.cache_dir/<source name>/<file name>.<8 hex of its path's hash>.h5.
+// <cache_dir>/<source name>/<file name>.<8 hex of its path's hash>.h5.
 // A shard is up to date when its tokenizer hash, source file (path, size, mtime) and reader options all match; it is
 // then skipped. A shard made with another tokenizer is refused (an error that says which and what to do), never
 // overwritten silently; a shard whose source changed is rebuilt.
@@ -13,8 +13,8 @@
 
 #include "data/corpus_reader.h"
 #include "data/token_shard.h"
-#include "data/tokenizer.h"
-#include "trainer/job_config.h"
+#include "data/tokenizers/tokenizer.h"
+#include "data/data_spec.h"
 
 namespace bmos {
 
@@ -37,14 +37,12 @@ struct PrepareOptions {
   bool force = false;      // rebuild shards even when up to date (never one made with another tokenizer)
 };
 
-// The cache folder of a job: data.cache_dir, else <run.out_dir>/../data-cache.
-std::string data_cache_dir(const JobConfig& job);
 std::string shard_path(const std::string& cache_dir, const std::string& source_name, const std::string& file);
 CorpusOptions corpus_options(const DataSource& source);
 
-// Prepares every source of job.data with `tok` (the job's tokenizer). Throws naming the source and file for a missing
-// file, a malformed line, an empty source (no documents) and a shard made with another tokenizer.
-std::vector<PreparedSource> prepare_data(const JobConfig& job, const Tokenizer& tok, const PrepareOptions& options,
+// Prepares every source of `spec` with `tok` (the job's tokenizer) into spec.cache_dir. Throws naming the source and
+// file for a missing file, a malformed line, an empty source (no documents) and a shard made with another tokenizer.
+std::vector<PreparedSource> prepare_data(const DataSpec& spec, const Tokenizer& tok, const PrepareOptions& options,
                                          PrepareStats* stats = nullptr);
 
 // Tokenizes one corpus file into one shard (no up-to-date check). `progress` as above.

@@ -2,35 +2,78 @@
 
 #include <stdexcept>
 
-#include "modules/sampler.h"
-
 namespace bmos {
+
+namespace {
+
+using OnToken = std::function<void(int64_t row, int32_t prev, int32_t next)>;
+
+std::vector<std::vector<int32_t>> decode(Llama& model, const std::vector<std::vector<int32_t>>& prompts,
+                                         std::vector<Sampler>& samplers, int64_t steps, const OnToken& on_token) {
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  if (B == 0 || int64_t(samplers.size()) != B)
+    throw std::invalid_argument("generate: one sampler per prompt, and at least one prompt");
+  const size_t P = prompts[0].size();
+  if (P == 0) throw std::invalid_argument("generate: the prompt needs at least one token (BOS)");
+  for (const auto& p : prompts)
+    if (p.size() != P) throw std::invalid_argument("generate: the prompts of one batch must have one length");
+  torch::NoGradGuard no_grad;
+  steps = std::min<int64_t>(steps, model->config.max_seq_len);
+  const int64_t V = model->config.vocab_size, bos = model->config.bos_id, eos = model->config.eos_id;
+  const int64_t prefix = std::min<int64_t>(int64_t(P), steps);
+  std::vector<std::vector<int32_t>> tokens(B);
+  std::vector<int64_t> ids;  // (B, prefix) row-major
+  for (int64_t b = 0; b < B; ++b) {
+    tokens[b].assign(prompts[b].begin(), prompts[b].begin() + prefix);
+    for (int64_t i = 1; i < prefix; ++i)
+      if (on_token) on_token(b, tokens[b][i - 1], tokens[b][i]);
+    ids.insert(ids.end(), tokens[b].begin(), tokens[b].end());
+  }
+  KVCache cache = model->new_cache(B, steps);
+  const torch::Device device = model->parameters().front().device();
+  // Prefill the prompts, then one position at a time.
+  torch::Tensor logits = model->forward_cached(torch::tensor(ids, torch::kLong).view({B, prefix}).to(device), cache);
+  torch::Tensor next = torch::empty({B, 1}, torch::kLong);
+  std::vector<bool> alive(B, true);
+  // llama2.c: the model runs at positions 0..steps-1 and each run yields the next token, so `steps` tokens follow
+  // BOS; the last one is sampled but never fed back.
+  for (int64_t len = prefix; len <= steps; ++len) {
+    const torch::Tensor last = logits.select(1, logits.size(1) - 1).to(torch::kCPU, torch::kFloat).contiguous();  // (B, V)
+    const float* lp = last.data_ptr<float>();
+    auto nx = next.accessor<int64_t, 2>();
+    bool any = false;
+    for (int64_t b = 0; b < B; ++b) {
+      nx[b][0] = tokens[b].back();  // a finished row is fed its last token: its outputs are ignored
+      if (!alive[b]) continue;
+      const int32_t t = samplers[b].sample(lp + b * V);
+      if (t == bos || t == eos) {
+        alive[b] = false;
+        continue;
+      }
+      if (on_token) on_token(b, tokens[b].back(), t);
+      tokens[b].push_back(t);
+      nx[b][0] = t;
+      any = true;
+    }
+    if (!any || len + 1 > steps) break;
+    logits = model->forward_cached(next.to(device), cache);
+  }
+  return tokens;
+}
+
+}  // namespace
 
 std::vector<int32_t> generate(Llama& model, const std::vector<int32_t>& prompt, const GenerateOptions& options,
                               const std::function<void(int32_t prev, int32_t next)>& on_token) {
-  if (prompt.empty()) throw std::invalid_argument("generate: the prompt needs at least one token (BOS)");
-  torch::NoGradGuard no_grad;
-  const int64_t steps = std::min<int64_t>(options.steps, model->config.max_seq_len);
-  Sampler sampler(model->config.vocab_size, options.temperature, options.top_p, options.seed);
-  KVCache cache = model->new_cache(1, steps);
-  std::vector<int32_t> tokens(prompt.begin(), prompt.begin() + std::min<int64_t>(prompt.size(), steps));
-  for (size_t i = 1; i < tokens.size(); ++i)
-    if (on_token) on_token(tokens[i - 1], tokens[i]);
-  // Prefill the prompt, then one position at a time.
-  std::vector<int64_t> ids(tokens.begin(), tokens.end());
-  torch::Tensor logits = model->forward_cached(torch::tensor(ids, torch::kLong).unsqueeze(0), cache);  // (1, T, V)
-  // llama2.c: the model runs at positions 0..steps-1 and each run yields the next token, so `steps` tokens follow
-  // BOS; the last one is sampled but never fed back.
-  while (int64_t(tokens.size()) <= steps) {
-    const torch::Tensor last = logits.select(1, logits.size(1) - 1).reshape({-1}).contiguous();  // (V)
-    const int32_t next = sampler.sample(last.data_ptr<float>());
-    if (next == model->config.bos_id || next == model->config.eos_id) break;
-    if (on_token) on_token(tokens.back(), next);
-    tokens.push_back(next);
-    if (int64_t(tokens.size()) > steps) break;
-    logits = model->forward_cached(torch::tensor({int64_t(next)}, torch::kLong).view({1, 1}), cache);
-  }
-  return tokens;
+  std::vector<Sampler> sampler{Sampler(model->config.vocab_size, options.temperature, options.top_p, options.seed)};
+  OnToken each;
+  if (on_token) each = [&](int64_t, int32_t prev, int32_t next) { on_token(prev, next); };
+  return decode(model, {prompt}, sampler, options.steps, each).front();
+}
+
+std::vector<std::vector<int32_t>> generate_batch(Llama& model, const std::vector<std::vector<int32_t>>& prompts,
+                                                 std::vector<Sampler>& samplers, int64_t steps) {
+  return decode(model, prompts, samplers, steps, {});
 }
 
 }  // namespace bmos

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "modules/llama.h"
+#include "modules/sampler.h"
 
 namespace bmos {
 
@@ -21,5 +22,10 @@ struct GenerateOptions {
 // with Tokenizer::decode_piece). Returns all tokens, prompt first.
 std::vector<int32_t> generate(Llama& model, const std::vector<int32_t>& prompt, const GenerateOptions& options,
                               const std::function<void(int32_t prev, int32_t next)>& on_token = {});
+
+// The same loop for several sequences at once: row b starts from prompts[b] (all of one length) and draws from
+// samplers[b]; a row that emits BOS/EOS stops while the others go on. Returns each row's tokens, prompt first.
+std::vector<std::vector<int32_t>> generate_batch(Llama& model, const std::vector<std::vector<int32_t>>& prompts,
+                                                 std::vector<Sampler>& samplers, int64_t steps);
 
 }  // namespace bmos

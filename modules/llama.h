@@ -1,6 +1,6 @@
 // The LLaMA family in LibTorch: RMSNorm, interleaved rotary embeddings (llama2.c / Meta layout), grouped-query
 // causal attention written by hand (libtorch 1.13 has no SDPA), SwiGLU MLP, tied or untied output head.
-// Module names equal the canonical checkpoint names (modules/state_dict.h), so job patterns such as
+// Module names equal the canonical checkpoint names (modules/io/state_dict.h), so job patterns such as
 // "layers.*.attention.wq" address the linears directly. Every decoder linear is a LinearLike and can be swapped.
 #pragma once
 
@@ -13,7 +13,7 @@
 #include "modules/language_model.h"
 #include "modules/linear_like.h"
 #include "modules/llama_config.h"
-#include "modules/state_dict.h"
+#include "modules/io/state_dict.h"
 
 namespace bmos {
 

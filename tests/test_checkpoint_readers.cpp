@@ -13,10 +13,10 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "modules/hf_llama.h"
-#include "modules/llama2c_reader.h"
-#include "modules/model_format.h"
-#include "modules/safetensors.h"
+#include "modules/io/hf_llama.h"
+#include "modules/io/llama2c_reader.h"
+#include "modules/io/model_format.h"
+#include "modules/io/safetensors.h"
 #include "tests/test_util.h"
 
 namespace bmos {
@@ -33,19 +33,7 @@ void put_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
 }
 
-template <class F>
-std::string error_of(F fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    std::cout << "  (expected error) " << e.what() << "\n";  // the log shows what a user would read
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
-}
-
-#define EXPECT_HAS(msg, part) EXPECT_NE((msg).find(part), std::string::npos) << "message: " << (msg)
+using test::error_of;
 
 // Same names, shapes and values; on a mismatch says which tensor and by how much.
 void expect_same_tensors(const StateDict& a, const StateDict& b) {

@@ -26,12 +26,7 @@ std::vector<std::string> read_all(const std::string& path, const bmos::CorpusOpt
 }
 
 std::string error_of(const std::string& path, const bmos::CorpusOptions& opt) {
-  try {
-    read_all(path, opt);
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "";
+  return bmos::test::error_of([&] { read_all(path, opt); });
 }
 
 using Docs = std::vector<std::string>;

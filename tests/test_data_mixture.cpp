@@ -210,3 +210,13 @@ TEST(MixtureStream, BadSetupsGiveClearErrors) {
   }
   EXPECT_THROW(bmos::MixtureStream({prepared("a", 0.0, t.sources[0].shards)}, options(8), 1), std::runtime_error);
 }
+
+TEST(MixtureStream, AZeroWeightFirstSourceIsNeverOpenedNorDrawn) {
+  const auto t = two_sources("mixture_zero_first", 0.0, 1.0);
+  // The zero-weight source may even be missing: it is never opened.
+  const std::vector<bmos::PreparedSource> sources = {prepared("off", 0.0, {t.dir + "/gone.h5"}), t.sources[1]};
+  bmos::MixtureStream s(sources, options(32), 1);
+  const bmos::Batch b = s.next_batch(8);
+  for (int32_t src : b.source) EXPECT_EQ(src, 1);
+  EXPECT_EQ(s.cursor().served, (std::vector<uint64_t>{0, 8}));
+}

@@ -7,9 +7,10 @@
 #include <random>
 
 #include "data/corpus_reader.h"
+#include "data/data_spec.h"
 #include "data/prepare.h"
 #include "data/token_shard.h"
-#include "data/tokenizer.h"
+#include "data/tokenizers/tokenizer.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -18,14 +19,12 @@ namespace {
 
 void write_file(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
-bmos::JobConfig job_with(const std::string& dir, const std::vector<bmos::DataSource>& sources) {
-  bmos::JobConfig job;
-  job.file = dir + "/job.yaml";
-  job.run.out_dir = dir + "/runs/test";
-  job.data.seq_len = 16;
-  job.data.cache_dir = dir + "/cache";
-  job.data.sources = sources;
-  return job;
+bmos::DataSpec job_with(const std::string& dir, const std::vector<bmos::DataSource>& sources) {
+  bmos::DataSpec spec;
+  spec.origin = dir + "/job.yaml";
+  spec.cache_dir = dir + "/cache";
+  spec.sources = sources;
+  return spec;
 }
 
 bmos::DataSource source(const std::string& name, const std::string& format, const std::vector<std::string>& files) {
@@ -36,13 +35,8 @@ bmos::DataSource source(const std::string& name, const std::string& format, cons
   return s;
 }
 
-std::string prepare_error(const bmos::JobConfig& job, const bmos::Tokenizer& tok) {
-  try {
-    bmos::prepare_data(job, tok, {0, false, false});
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "";
+std::string prepare_error(const bmos::DataSpec& job, const bmos::Tokenizer& tok) {
+  return bmos::test::error_of([&] { bmos::prepare_data(job, tok, {0, false, false}); });
 }
 
 }  // namespace
@@ -108,7 +102,7 @@ TEST(TokenShard, PrepareGivesTheIdsOfDirectEncoding) {
   ASSERT_EQ(prepared.size(), 2u);
   EXPECT_EQ(stats.shards_written, 2);
   for (size_t s = 0; s < 2; ++s) {
-    const auto& src = job.data.sources[s];
+    const auto& src = job.sources[s];
     bmos::ShardReader r(prepared[s].shards.at(0));
     EXPECT_EQ(r.info().tokenizer_hash, tok->hash());
     EXPECT_EQ(r.info().source_size, static_cast<int64_t>(fs::file_size(src.files[0])));
@@ -147,7 +141,7 @@ TEST(TokenShard, RefusesAShardOfAnotherTokenizer) {
   const auto b = bmos::load_tokenizer(big);
   bmos::prepare_data(job, *a, {1, false, false});
   const std::string e = prepare_error(job, *b);
-  const std::string shard = bmos::shard_path(job.data.cache_dir, "stories", dir + "/a.txt");
+  const std::string shard = bmos::shard_path(job.cache_dir, "stories", dir + "/a.txt");
   EXPECT_NE(e.find(shard + ": this shard was made with another tokenizer (llama2c " + small), std::string::npos) << e;
   EXPECT_NE(e.find("than this job's (llama2c " + big), std::string::npos) << e;
   EXPECT_NE(e.find("Delete the shard (or its folder) to re-tokenize, or give this job its own data.cache_dir"),
@@ -171,7 +165,7 @@ TEST(TokenShard, BadInputsGiveClearErrors) {
   job = job_with(dir, {source("c4", "jsonl", {dir + "/bad.jsonl"})});
   e = prepare_error(job, *tok);
   EXPECT_NE(e.find("data.sources[0] 'c4': " + dir + "/bad.jsonl:3: no \"text\" field"), std::string::npos) << e;
-  job.data.sources[0].skip_bad_lines = true;
+  job.sources[0].skip_bad_lines = true;
   const auto ok = bmos::prepare_data(job, *tok, {1, false, false});
   EXPECT_EQ(ok[0].docs, 2);
   EXPECT_EQ(ok[0].bad_lines, 1);

@@ -6,15 +6,15 @@
 
 #include <gtest/gtest.h>
 
-#include "data/eval_c4.h"
-#include "data/eval_pyrandom.h"
-#include "data/eval_windows.h"
-#include "data/sha256.h"
-#include "data/tasks.h"
-#include "data/tokenizer_byte.h"
+#include "data/eval/eval_c4.h"
+#include "data/eval/eval_pyrandom.h"
+#include "data/eval/eval_windows.h"
+#include "data/hash.h"
+#include "data/eval/tasks.h"
+#include "data/tokenizers/tokenizer_byte.h"
 #include "tests/test_util.h"
-#include "trainer/eval_prompts.h"
-#include "trainer/ppl_sets.h"
+#include "trainer/eval/eval_prompts.h"
+#include "trainer/eval/ppl_sets.h"
 
 namespace bmos {
 namespace {

@@ -6,12 +6,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "data/eval_windows.h"
-#include "modules/model_loader.h"
+#include "data/eval/eval_windows.h"
+#include "modules/io/model_loader.h"
 #include "tests/test_util.h"
-#include "trainer/eval_ppl.h"
-#include "trainer/eval_zeroshot.h"
-#include "trainer/eval_zeroshot_shared.h"
+#include "trainer/eval/eval_ppl.h"
+#include "trainer/eval/eval_zeroshot.h"
+#include "trainer/eval/eval_zeroshot_shared.h"
 
 namespace bmos {
 namespace {

@@ -16,13 +16,13 @@
 #include "kernels/packed_format.h"
 #include "modules/binarymos_linear.h"
 #include "modules/generate.h"
-#include "modules/model_loader.h"
-#include "modules/packed_binarymos_linear.h"
-#include "modules/packed_model.h"
+#include "modules/io/model_loader.h"
+#include "modules/packed/packed_binarymos_linear.h"
+#include "modules/packed/packed_model.h"
 #include "modules/replace.h"
 #include "modules/sign_linear.h"
-#include "trainer/export.h"
-#include "trainer/export_size.h"
+#include "trainer/export/export.h"
+#include "trainer/export/export_size.h"
 #include "tests/test_util.h"
 
 namespace bmos {

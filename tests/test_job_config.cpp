@@ -5,18 +5,13 @@
 #include <gtest/gtest.h>
 
 #include "tests/test_util.h"
-#include "trainer/job_config.h"
+#include "trainer/job/job_config.h"
 
 namespace bmos {
 namespace {
 
 std::string error_of(const std::string& yaml) {
-  try {
-    parse_job(yaml, "job.yaml", "");
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
+  return test::error_of([&] { parse_job(yaml, "job.yaml", ""); });
 }
 
 const char* kMinimal = "teacher: {path: t.bin}\n";

@@ -7,7 +7,7 @@
 #include <torch/torch.h>
 
 #include "modules/binarymos_linear.h"
-#include "modules/model_loader.h"
+#include "modules/io/model_loader.h"
 #include "modules/replace.h"
 #include "tests/test_util.h"
 

@@ -11,7 +11,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "modules/safetensors.h"
+#include "modules/io/safetensors.h"
 #include "tests/test_util.h"
 
 namespace bmos {
@@ -35,17 +35,7 @@ std::string raw_file(const std::string& dir, const std::string& name, const std:
 }
 
 // Runs `fn`, which must throw; returns the message.
-template <class F>
-std::string error_of(F fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    std::cout << "  (expected error) " << e.what() << "\n";  // the log shows what a user would read
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return "";
-}
+using test::error_of;
 
 TEST(Safetensors, EveryDtypeRoundTripsBitForBit) {
   const std::string dir = test::temp_dir("st_roundtrip");

@@ -4,8 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data/gpt2_pretokenizer.h"
-#include "data/tokenizer.h"
+#include "data/tokenizers/gpt2_pretokenizer.h"
+#include "data/tokenizers/tokenizer.h"
 #include "tests/test_util.h"
 
 namespace {

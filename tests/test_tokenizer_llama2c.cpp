@@ -6,9 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data/tokenizer.h"
-#include "data/tokenizer_llama2c.h"
-#include "data/tokenizer_sentencepiece.h"
+#include "data/tokenizers/tokenizer.h"
+#include "data/tokenizers/tokenizer_llama2c.h"
+#include "data/tokenizers/tokenizer_sentencepiece.h"
 #include "tests/test_util.h"
 
 namespace {

@@ -6,11 +6,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data/sentencepiece_model.h"
-#include "data/sha256.h"
-#include "data/tokenizer.h"
-#include "data/tokenizer_kinds.h"
-#include "data/tokenizer_sentencepiece.h"
+#include "data/tokenizers/sentencepiece_model.h"
+#include "data/hash.h"
+#include "data/tokenizers/tokenizer.h"
+#include "data/tokenizers/tokenizer_kinds.h"
+#include "data/tokenizers/tokenizer_sentencepiece.h"
 #include "tests/test_util.h"
 
 namespace {
@@ -101,7 +101,7 @@ TEST(SentencePiece, DecodeRoundTripAndPieces) {
   EXPECT_THROW(tok->decode_piece(hello, 32000), std::runtime_error);
 }
 
-// The fast path (merge-by-score BPE, data/score_bpe.h) against the library on the Llama-2 model: C4 documents,
+// The fast path (merge-by-score BPE, data/tokenizers/score_bpe.h) against the library on the Llama-2 model: C4 documents,
 // WikiText-2 lines, the golden strings, and random byte soup (invalid UTF-8 goes to the library by design).
 TEST(SentencePiece, FastPathEqualsLibrary) {
   BMOS_REQUIRE_DATA(llama2, "models/llama2-tokenizer/tokenizer.model");

@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/test_util.h"
-#include "trainer/checkpoint.h"
+#include "trainer/checkpoint/checkpoint.h"
 #include "trainer/trainer.h"
 
 namespace bmos {

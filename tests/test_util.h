@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
+#include <iostream>
 #include <string>
 
 #include <unistd.h>
@@ -32,7 +34,24 @@ inline std::string temp_dir(const std::string& name) {
   return p.string();
 }
 
+// The message of the exception fn() throws (and printed, so the log shows what a user would read); a test failure
+// when it throws none.
+template <class F>
+std::string error_of(F fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    std::cout << "  (expected error) " << e.what() << "\n";
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an exception";
+  return "";
+}
+
 }  // namespace bmos::test
+
+// Expects `part` inside the message `msg`, showing the whole message when it is not.
+#define EXPECT_HAS(msg, part) EXPECT_NE((msg).find(part), std::string::npos) << "message: " << (msg)
 
 // Skips the test, loudly, when ../shared/data (or the file below it) is missing. Sets `var` to the full path.
 #define BMOS_REQUIRE_DATA(var, relpath)                                                              \

@@ -2,6 +2,7 @@
 
 #include "data/mixture.h"
 #include "data/prepare.h"
+#include "trainer/job/job_data.h"
 
 namespace bmos {
 namespace {
@@ -10,7 +11,7 @@ namespace {
 class MixtureBatchSource : public BatchSource {
  public:
   MixtureBatchSource(const JobConfig& job, const Tokenizer& tok)
-      : stream_(prepare_data(job, tok, PrepareOptions{}), stream_options_for(job, tok), job.run.seed) {}
+      : stream_(prepare_data(data_spec(job), tok, PrepareOptions{}), stream_options(job, tok), job.run.seed) {}
   torch::Tensor next(int64_t batch) override { return stream_.next_batch(batch).tokens; }
   nlohmann::json cursor() const override { return nlohmann::json::parse(stream_.cursor().to_json()); }
   void restore(const nlohmann::json& c) override { stream_.restore(DataCursor::from_json(c.dump())); }

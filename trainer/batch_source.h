@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "data/tokenizer.h"
-#include "trainer/job_config.h"
+#include "data/tokenizers/tokenizer.h"
+#include "trainer/job/job_config.h"
 
 namespace bmos {
 

@@ -2,7 +2,7 @@
 // {"text": ...} that the data pipeline reads like any other source (format: jsonl).
 #pragma once
 
-#include "trainer/job_config.h"
+#include "trainer/job/job_config.h"
 
 namespace bmos {
 

@@ -12,12 +12,13 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 
-#include "modules/model_loader.h"
+#include "data/hash.h"
+#include "modules/io/model_loader.h"
 #include "modules/replace.h"
 #include "modules/threads.h"
-#include "trainer/checkpoint.h"
-#include "trainer/eval_ppl.h"
-#include "trainer/ppl_sets.h"
+#include "trainer/checkpoint/checkpoint.h"
+#include "trainer/eval/eval_ppl.h"
+#include "trainer/eval/ppl_sets.h"
 
 namespace bmos {
 
@@ -50,10 +51,8 @@ void copy_parameters(Llama& from, Llama& to) {
 
 std::string job_hash(const std::string& text) {
   // FNV-1a 64: stable across runs and machines, enough to tell two job files apart.
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
   char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fnv1a64(text)));
   return buf;
 }
 
@@ -65,9 +64,9 @@ Trainer::Trainer(JobConfig job, bool resume) : job_(std::move(job)), resume_(res
   torch::manual_seed(job_.run.seed);  // router init and anything else random: the same job gives the same run
   setup_model();
   setup_optimizer();
+  params_ = student_->parameters();
   data_ = make_batch_source(job_, *tokenizer_);
-  const int64_t per_step = job_.train.batch_size * job_.data.seq_len * job_.train.grad_accum;
-  total_steps_ = job_.train.steps > 0 ? job_.train.steps : std::max<int64_t>(1, job_.train.tokens / per_step);
+  total_steps_ = job_.train.steps > 0 ? job_.train.steps : std::max<int64_t>(1, job_.train.tokens / tokens_per_step());
   if (job_.train.steps == 0 && job_.train.tokens == 0)
     throw std::runtime_error(job_.file + ": train: set a budget with train.tokens or train.steps");
   schedule_.kind = job_.train.schedule;
@@ -101,7 +100,7 @@ void Trainer::setup_model() {
     student_->init_random(job_.run.seed);
     std::fprintf(stderr, "model: new %s\n", c.describe().c_str());
   } else {
-    LoadedModel t = load_model(job_.teacher.path);
+    LoadedModel t = load_model(resolve_model_path(job_.teacher.path));
     if (job_.teacher.format != "auto" && job_.teacher.format != t.format)
       throw std::runtime_error(job_.file + ": teacher.format: says " + job_.teacher.format + " but " +
                                job_.teacher.path + " is a " + t.format + " model");
@@ -216,128 +215,169 @@ std::map<std::string, double> Trainer::evaluate(LanguageModel& model) {
   return out;
 }
 
-void Trainer::log_step(const LossTerms& t, double grad_norm, double lr, double seconds) {
-  last_metrics_ = {{"step", step_},         {"tokens", tokens_},    {"lr", lr},
-                   {"loss", item(t.total)}, {"kl", item(t.kl)},     {"hidden_mse", item(t.hidden_mse)},
-                   {"ce", item(t.ce)},      {"grad_norm", grad_norm}, {"seconds", seconds}};
-  *metrics_file_ << last_metrics_.dump() << "\n";
-  metrics_file_->flush();
-}
+// ------------------------------------------------------------------------------------------------------ train
+namespace {
+// SIGINT sets a flag that the loop reads after each step (save and stop); the previous handler comes back after.
+class InterruptGuard {
+ public:
+  InterruptGuard() : old_(std::signal(SIGINT, on_sigint)) { g_interrupted = false; }
+  ~InterruptGuard() { std::signal(SIGINT, old_); }
+  bool interrupted() const { return g_interrupted; }
+
+ private:
+  void (*old_)(int);
+};
+}  // namespace
 
 TrainSummary Trainer::train() {
   TrainSummary summary;
-  const std::string root = (fs::path(job_.run.out_dir) / "checkpoints").string();
-  fs::create_directories(root);
-  std::ofstream(fs::path(job_.run.out_dir) / "job.yaml") << job_.text;
-  if (resume_) {
-    const std::string ck = newest_checkpoint(root);
-    if (ck.empty()) {
-      std::fprintf(stderr, "resume: no checkpoint in %s, starting from step 0\n", root.c_str());
-    } else {
-      const TrainState st = load_checkpoint(ck, student_, *optimizer_);
-      if (st.job_hash != hash_)
-        throw std::runtime_error(ck + ": was written by a different job file (hash " + st.job_hash + " vs " + hash_ +
-                                 "); resume with the same job, or use a new run.out_dir");
-      data_->restore(st.data_cursor);
-      step_ = st.step;
-      tokens_ = st.tokens;
-      std::fprintf(stderr, "resume: %s (step %lld, %lld tokens)\n", ck.c_str(), (long long)step_, (long long)tokens_);
-    }
-  }
-  metrics_file_ = std::make_unique<std::ofstream>(fs::path(job_.run.out_dir) / "metrics.jsonl", std::ios::app);
-
-  auto save = [&]() {
-    TrainState st{step_, tokens_, hash_, data_->cursor(), last_metrics_};
-    summary.checkpoint = save_checkpoint(root, st, student_, *optimizer_, job_.text, job_.checkpoint.keep);
-    // The tokenizer travels with the checkpoint, so `bmos generate/eval --model <checkpoint>` need nothing else.
-    const fs::path tp = tokenizer_->path();
-    if (tokenizer_->kind() == "byte") std::ofstream(fs::path(summary.checkpoint) / "tokenizer.byte");
-    else if (fs::is_regular_file(tp)) {
-      const std::string ext = tp.extension().string();
-      fs::copy_file(tp, fs::path(summary.checkpoint) / ("tokenizer" + ext), fs::copy_options::overwrite_existing);
-    }
-  };
-  g_interrupted = false;
-  auto old_handler = std::signal(SIGINT, on_sigint);
+  prepare_run_folder();
+  if (resume_) resume();
+  InterruptGuard interrupt;
+  const int64_t start_step = step_;
   const auto t0 = std::chrono::steady_clock::now();
-  const int64_t start_step = step_, tokens_per_step = job_.train.batch_size * job_.data.seq_len * job_.train.grad_accum;
-  std::vector<torch::Tensor> params = student_->parameters();
-  const char* names[] = {"kl", "hidden_mse", "ce"};
   std::fprintf(stderr, "train: %lld steps of %lld tokens (batch %lld x seq %lld x accum %lld), %d threads\n",
-               (long long)total_steps_, (long long)tokens_per_step, (long long)job_.train.batch_size,
+               (long long)total_steps_, (long long)tokens_per_step(), (long long)job_.train.batch_size,
                (long long)job_.data.seq_len, (long long)job_.train.grad_accum, at::get_num_threads());
   while (step_ < total_steps_) {
-    const double factor = schedule_.factor(step_);
-    for (size_t g = 0; g < optimizer_->param_groups().size(); ++g)
-      static_cast<torch::optim::AdamWOptions&>(optimizer_->param_groups()[g].options()).lr(group_lr_[g] * factor);
-    optimizer_->zero_grad();
-    LossTerms logged;
-    for (int64_t a = 0; a < job_.train.grad_accum; ++a) {
-      LossTerms terms = loss_step(data_->next(job_.train.batch_size));
-      const torch::Tensor* parts[] = {&terms.kl, &terms.hidden_mse, &terms.ce};
-      for (int i = 0; i < 3; ++i) {
-        if (parts[i]->defined() && !std::isfinite(parts[i]->item<double>())) {
-          throw std::runtime_error("step " + std::to_string(step_ + 1) + ": loss term '" + names[i] + "' is " +
-                                   std::to_string(parts[i]->item<double>()) +
-                                   "; nothing was trained on it (last checkpoint: " +
-                                   (summary.checkpoint.empty() ? newest_checkpoint(root) : summary.checkpoint) + ")");
-        }
-      }
-      (terms.total / double(job_.train.grad_accum)).backward();
-      auto acc = [&](torch::Tensor& into, const torch::Tensor& v) {
-        if (!v.defined()) return;
-        const torch::Tensor d = v.detach() / double(job_.train.grad_accum);
-        into = into.defined() ? into + d : d;
-      };
-      acc(logged.kl, terms.kl);
-      acc(logged.hidden_mse, terms.hidden_mse);
-      acc(logged.ce, terms.ce);
-      acc(logged.total, terms.total);
-    }
-    const double max_norm = job_.train.clip > 0 ? job_.train.clip : std::numeric_limits<double>::infinity();
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
-    if (!std::isfinite(grad_norm)) {
-      std::string where;
-      for (auto& p : student_->named_parameters())
-        if (p.value().grad().defined() && !torch::isfinite(p.value().grad()).all().item<bool>()) {
-          where = p.key();
-          break;
-        }
-      throw std::runtime_error("step " + std::to_string(step_ + 1) + ": non-finite gradient" +
-                               (where.empty() ? "" : " in '" + where + "'") + "; the step was not applied");
-    }
-    optimizer_->step();
-    ++step_;
-    tokens_ += tokens_per_step;
+    const StepResult r = train_step();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const bool last = step_ == total_steps_;
-    if (step_ % job_.train.log_every == 0 || last || step_ == start_step + 1) {
-      log_step(logged, grad_norm, group_lr_[0] * factor, secs);
-      const double tps = double((step_ - start_step) * tokens_per_step) / secs;
-      const double eta = double(total_steps_ - step_) * secs / double(step_ - start_step);
-      std::fprintf(stderr, "step %lld/%lld | %.0f tok/s | loss %.4f (kl %.4f, mse %.4f, ce %.4f) | lr %.2e | gnorm %.3f | eta %s\n",
-                   (long long)step_, (long long)total_steps_, tps, item(logged.total), item(logged.kl),
-                   item(logged.hidden_mse), item(logged.ce), group_lr_[0] * factor, grad_norm, fmt_duration(eta).c_str());
-    }
-    if (job_.eval.every > 0 && step_ % job_.eval.every == 0 && !last && !job_.eval.ppl.empty()) {
-      student_->eval();
-      for (const auto& [n, p] : evaluate(*student_)) std::fprintf(stderr, "eval step %lld: %s ppl %.4f\n", (long long)step_, n.c_str(), p);
-      student_->train();
-    }
+    if (step_ % job_.train.log_every == 0 || last || step_ == start_step + 1) log_step(r, secs, start_step);
+    if (job_.eval.every > 0 && step_ % job_.eval.every == 0 && !last) evaluate_during_training();
     if ((job_.checkpoint.every > 0 && step_ % job_.checkpoint.every == 0) || last) save();
-    if (g_interrupted) {
-      if (summary.checkpoint.empty() || read_train_state(summary.checkpoint).step != step_) save();
-      std::fprintf(stderr, "interrupted: saved %s; continue with --resume\n", summary.checkpoint.c_str());
+    if (interrupt.interrupted()) {
+      if (last_checkpoint_.empty() || read_train_state(last_checkpoint_).step != step_) save();
+      std::fprintf(stderr, "interrupted: saved %s; continue with --resume\n", last_checkpoint_.c_str());
       summary.interrupted = true;
       break;
     }
   }
-  std::signal(SIGINT, old_handler);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  summary.tokens_per_second =
+      summary.seconds > 0 ? double((step_ - start_step) * tokens_per_step()) / summary.seconds : 0;
+  cleanup(summary);
+  return summary;
+}
+
+int64_t Trainer::tokens_per_step() const {
+  return job_.train.batch_size * job_.data.seq_len * job_.train.grad_accum;
+}
+
+std::string Trainer::checkpoint_root() const { return (fs::path(job_.run.out_dir) / "checkpoints").string(); }
+
+void Trainer::prepare_run_folder() {
+  fs::create_directories(checkpoint_root());
+  std::ofstream(fs::path(job_.run.out_dir) / "job.yaml") << job_.text;
+  metrics_file_ = std::make_unique<std::ofstream>(fs::path(job_.run.out_dir) / "metrics.jsonl", std::ios::app);
+}
+
+void Trainer::resume() {
+  const std::string ck = newest_checkpoint(checkpoint_root());
+  if (ck.empty()) {
+    std::fprintf(stderr, "resume: no checkpoint in %s, starting from step 0\n", checkpoint_root().c_str());
+    return;
+  }
+  const TrainState st = load_checkpoint(ck, student_, *optimizer_);
+  if (st.job_hash != hash_)
+    throw std::runtime_error(ck + ": was written by a different job file (hash " + st.job_hash + " vs " + hash_ +
+                             "); resume with the same job, or use a new run.out_dir");
+  data_->restore(st.data_cursor);
+  step_ = st.step;
+  tokens_ = st.tokens;
+  last_checkpoint_ = ck;
+  std::fprintf(stderr, "resume: %s (step %lld, %lld tokens)\n", ck.c_str(), (long long)step_, (long long)tokens_);
+}
+
+Trainer::StepResult Trainer::train_step() {
+  StepResult r;
+  r.lr_factor = schedule_.factor(step_);
+  for (size_t g = 0; g < optimizer_->param_groups().size(); ++g)
+    static_cast<torch::optim::AdamWOptions&>(optimizer_->param_groups()[g].options()).lr(group_lr_[g] * r.lr_factor);
+  optimizer_->zero_grad();
+  const double accum = double(job_.train.grad_accum);
+  const auto add = [&](torch::Tensor& into, const torch::Tensor& v) {
+    if (!v.defined()) return;
+    const torch::Tensor d = v.detach() / accum;
+    into = into.defined() ? into + d : d;
+  };
+  for (int64_t a = 0; a < job_.train.grad_accum; ++a) {
+    LossTerms terms = loss_step(data_->next(job_.train.batch_size));
+    check_finite(terms);
+    (terms.total / accum).backward();
+    add(r.terms.kl, terms.kl);
+    add(r.terms.hidden_mse, terms.hidden_mse);
+    add(r.terms.ce, terms.ce);
+    add(r.terms.total, terms.total);
+  }
+  const double max_norm = job_.train.clip > 0 ? job_.train.clip : std::numeric_limits<double>::infinity();
+  r.grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
+  if (!std::isfinite(r.grad_norm)) {
+    std::string where;
+    for (auto& p : student_->named_parameters())
+      if (p.value().grad().defined() && !torch::isfinite(p.value().grad()).all().item<bool>()) {
+        where = p.key();
+        break;
+      }
+    throw std::runtime_error("step " + std::to_string(step_ + 1) + ": non-finite gradient" +
+                             (where.empty() ? "" : " in '" + where + "'") + "; the step was not applied");
+  }
+  optimizer_->step();
+  ++step_;
+  tokens_ += tokens_per_step();
+  return r;
+}
+
+void Trainer::check_finite(const LossTerms& terms) const {
+  const char* names[] = {"kl", "hidden_mse", "ce"};
+  const torch::Tensor* parts[] = {&terms.kl, &terms.hidden_mse, &terms.ce};
+  for (int i = 0; i < 3; ++i) {
+    if (!parts[i]->defined() || std::isfinite(parts[i]->item<double>())) continue;
+    throw std::runtime_error("step " + std::to_string(step_ + 1) + ": loss term '" + names[i] + "' is " +
+                             std::to_string(parts[i]->item<double>()) + "; nothing was trained on it (last checkpoint: " +
+                             (last_checkpoint_.empty() ? std::string("none") : last_checkpoint_) + ")");
+  }
+}
+
+void Trainer::log_step(const StepResult& r, double seconds, int64_t start_step) {
+  const LossTerms& t = r.terms;
+  const double lr = group_lr_[0] * r.lr_factor;
+  last_metrics_ = {{"step", step_},         {"tokens", tokens_},    {"lr", lr},
+                   {"loss", item(t.total)}, {"kl", item(t.kl)},     {"hidden_mse", item(t.hidden_mse)},
+                   {"ce", item(t.ce)},      {"grad_norm", r.grad_norm}, {"seconds", seconds}};
+  *metrics_file_ << last_metrics_.dump() << "\n";
+  metrics_file_->flush();
+  const double tps = double((step_ - start_step) * tokens_per_step()) / seconds;
+  const double eta = double(total_steps_ - step_) * seconds / double(step_ - start_step);
+  std::fprintf(stderr, "step %lld/%lld | %.0f tok/s | loss %.4f (kl %.4f, mse %.4f, ce %.4f) | lr %.2e | gnorm %.3f | eta %s\n",
+               (long long)step_, (long long)total_steps_, tps, item(t.total), item(t.kl), item(t.hidden_mse),
+               item(t.ce), lr, r.grad_norm, fmt_duration(eta).c_str());
+}
+
+void Trainer::evaluate_during_training() {
+  if (job_.eval.ppl.empty()) return;
+  student_->eval();
+  for (const auto& [n, p] : evaluate(*student_))
+    std::fprintf(stderr, "eval step %lld: %s ppl %.4f\n", (long long)step_, n.c_str(), p);
+  student_->train();
+}
+
+void Trainer::save() {
+  TrainState st{step_, tokens_, hash_, data_->cursor(), last_metrics_};
+  last_checkpoint_ = save_checkpoint(checkpoint_root(), st, student_, *optimizer_, job_.text, job_.checkpoint.keep);
+  // The tokenizer travels with the checkpoint, so `bmos generate/eval --model <checkpoint>` need nothing else.
+  const fs::path tp = tokenizer_->path();
+  if (tokenizer_->kind() == "byte") std::ofstream(fs::path(last_checkpoint_) / "tokenizer.byte");
+  else if (fs::is_regular_file(tp))
+    fs::copy_file(tp, fs::path(last_checkpoint_) / ("tokenizer" + tp.extension().string()),
+                  fs::copy_options::overwrite_existing);
+}
+
+// ---------------------------------------------------------------------------------------------------- cleanup
+void Trainer::cleanup(TrainSummary& summary) {
   summary.steps = step_;
   summary.tokens = tokens_;
-  summary.tokens_per_second = summary.seconds > 0 ? double((step_ - start_step) * tokens_per_step) / summary.seconds : 0;
-  if (summary.checkpoint.empty()) summary.checkpoint = newest_checkpoint(root);
+  summary.checkpoint = last_checkpoint_.empty() ? newest_checkpoint(checkpoint_root()) : last_checkpoint_;
   if (!summary.interrupted && !job_.eval.ppl.empty()) {
     student_->eval();
     summary.student_ppl = evaluate(*student_);
@@ -350,7 +390,6 @@ TrainSummary Trainer::train() {
               {"teacher_ppl", summary.teacher_ppl}, {"checkpoint", summary.checkpoint},
               {"interrupted", summary.interrupted}};
   std::ofstream(fs::path(job_.run.out_dir) / "summary.json") << out.dump(2) << "\n";
-  return summary;
 }
 
 }  // namespace bmos

@@ -13,10 +13,10 @@
 
 #include <torch/torch.h>
 
-#include "data/tokenizer.h"
+#include "data/tokenizers/tokenizer.h"
 #include "modules/llama.h"
 #include "trainer/batch_source.h"
-#include "trainer/job_config.h"
+#include "trainer/job/job_config.h"
 #include "trainer/losses.h"
 #include "trainer/schedule.h"
 
@@ -45,10 +45,27 @@ class Trainer {
   int64_t total_steps() const { return total_steps_; }
 
  private:
+  struct StepResult {
+    LossTerms terms;         // averaged over the micro-batches, detached
+    double grad_norm = 0;    // before clipping
+    double lr_factor = 1;    // the schedule's factor at this step
+  };
+  // setup (the constructor)
   void setup_model();
   void setup_optimizer();
+  // train
+  void prepare_run_folder();
+  void resume();                // from the newest checkpoint of run.out_dir, when there is one
+  StepResult train_step();      // one optimiser step over grad_accum micro-batches
+  void check_finite(const LossTerms& terms) const;
+  void log_step(const StepResult& r, double seconds, int64_t start_step);
+  void evaluate_during_training();
+  void save();                  // a checkpoint of this step (and the tokenizer beside it)
+  // cleanup
+  void cleanup(TrainSummary& summary);  // final evaluation and summary.json
   std::map<std::string, double> evaluate(LanguageModel& model);
-  void log_step(const LossTerms& terms, double grad_norm, double lr, double seconds);
+  int64_t tokens_per_step() const;
+  std::string checkpoint_root() const;
 
   JobConfig job_;
   bool resume_;
@@ -61,7 +78,9 @@ class Trainer {
   std::unique_ptr<BatchSource> data_;
   Schedule schedule_;
   int64_t total_steps_ = 0;
+  std::vector<torch::Tensor> params_;
   int64_t step_ = 0, tokens_ = 0;
+  std::string last_checkpoint_;  // written or resumed from by this process
   nlohmann::json last_metrics_;
   std::unique_ptr<std::ofstream> metrics_file_;
 };

@@ -11,8 +11,8 @@
 
 #include "data/corpus_reader.h"
 #include "data/prepare.h"
-#include "data/tokenizer.h"
-#include "data/tokenizer_llama2c.h"
+#include "data/tokenizers/tokenizer.h"
+#include "data/tokenizers/tokenizer_llama2c.h"
 #include "tests/bench/bench_ratio.h"
 
 namespace fs = std::filesystem;

@@ -10,11 +10,11 @@
 #include <torch/torch.h>
 
 #include "modules/generate.h"
-#include "modules/model_loader.h"
+#include "modules/io/model_loader.h"
 #include "modules/replace.h"
 #include "modules/threads.h"
 #include "tests/bench/bench_ratio.h"
-#include "trainer/export.h"
+#include "trainer/export/export.h"
 
 namespace bmos {
 namespace {

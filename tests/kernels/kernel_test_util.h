@@ -62,14 +62,32 @@ inline ::testing::AssertionResult all_close(const std::vector<float>& got, const
   return ::testing::AssertionFailure() << msg.str();
 }
 
-// The ISAs this CPU can run (the test loops over them and says which it skips).
-inline std::vector<kernels::CpuIsa> runnable_isas() {
-  std::vector<kernels::CpuIsa> isas;
-  for (auto isa : {kernels::CpuIsa::kScalar, kernels::CpuIsa::kAvx2, kernels::CpuIsa::kAvx512}) {
-    if (kernels::cpu_supports(isa)) isas.push_back(isa);
-    else std::printf("[ SKIPPED  ] %s kernels: this CPU lacks the instructions\n", kernels::isa_name(isa));
+}  // namespace bmos::test
+
+namespace bmos::kernels {
+// How gtest (and so ctest's test names) print an ISA parameter.
+inline void PrintTo(CpuIsa isa, std::ostream* os) { *os << isa_name(isa); }
+}  // namespace bmos::kernels
+
+namespace bmos::test {
+
+// A test run once per CPU kernel (BMOS_INSTANTIATE_ISAS): the instances for an instruction set this CPU lacks are
+// skipped, and ctest counts them as skipped.
+class IsaTest : public ::testing::TestWithParam<kernels::CpuIsa> {
+ protected:
+  void SetUp() override {
+    if (!kernels::cpu_supports(GetParam()))
+      GTEST_SKIP() << "SKIPPED: this CPU lacks the " << kernels::isa_name(GetParam()) << " instructions";
   }
-  return isas;
-}
+  kernels::CpuIsa isa() const { return GetParam(); }
+};
 
 }  // namespace bmos::test
+
+#define BMOS_INSTANTIATE_ISAS(suite)                                                                          \
+  INSTANTIATE_TEST_SUITE_P(Isa, suite,                                                                        \
+                           ::testing::Values(::bmos::kernels::CpuIsa::kScalar, ::bmos::kernels::CpuIsa::kAvx2, \
+                                             ::bmos::kernels::CpuIsa::kAvx512),                               \
+                           [](const ::testing::TestParamInfo<::bmos::kernels::CpuIsa>& i) {                   \
+                             return std::string(::bmos::kernels::isa_name(i.param));                          \
+                           })

@@ -44,59 +44,57 @@ Case make_case(int64_t N, int64_t K, int64_t M, std::mt19937& rng) {
   return c;
 }
 
-// Runs the case on every runnable ISA with 1 and 2 threads; returns false after the first failure. `verbose`
-// prints the differences of passing runs too.
-bool check(const Case& c, const std::vector<CpuIsa>& isas, bool verbose = false) {
+// Runs the case on one ISA with 1 and 2 threads; returns false after the first failure. `verbose` prints the
+// differences of passing runs too.
+bool check(const Case& c, CpuIsa isa, bool verbose = false) {
   const PreparedBinaryMatrix B(c.bits.data(), c.N, c.K);
   std::vector<float> y(c.M * c.N);
-  for (CpuIsa isa : isas) {
-    for (int threads : {1, 2}) {
-      std::fill(y.begin(), y.end(), NAN);
-      kernels::binary_matmul(B, c.x.data(), c.M, y.data(), threads, isa);
-      const auto ok = test::all_close(y, c.want, c.tol);
-      EXPECT_TRUE(ok) << "N=" << c.N << " K=" << c.K << " M=" << c.M << " isa=" << kernels::isa_name(isa)
-                      << " threads=" << threads;
-      if (!ok) return false;
-      if (verbose)
-        std::printf("%lldx%lld M=%lld %s threads=%d: %s\n", static_cast<long long>(c.N), static_cast<long long>(c.K),
-                    static_cast<long long>(c.M), kernels::isa_name(isa), threads, ok.message());
-    }
+  for (int threads : {1, 2}) {
+    std::fill(y.begin(), y.end(), NAN);
+    kernels::binary_matmul(B, c.x.data(), c.M, y.data(), threads, isa);
+    const auto ok = test::all_close(y, c.want, c.tol);
+    EXPECT_TRUE(ok) << "N=" << c.N << " K=" << c.K << " M=" << c.M << " isa=" << kernels::isa_name(isa)
+                    << " threads=" << threads;
+    if (!ok) return false;
+    if (verbose)
+      std::printf("%lldx%lld M=%lld %s threads=%d: %s\n", static_cast<long long>(c.N), static_cast<long long>(c.K),
+                  static_cast<long long>(c.M), kernels::isa_name(isa), threads, ok.message());
   }
   return true;
 }
 
-TEST(BinaryMatmul, OddShapes) {
-  const auto isas = test::runnable_isas();
+class BinaryMatmul : public test::IsaTest {};
+BMOS_INSTANTIATE_ISAS(BinaryMatmul);
+
+TEST_P(BinaryMatmul, OddShapes) {
   std::mt19937 rng(21);
   for (int64_t N : {1, 7, 15, 16, 17, 33, 100})
     for (int64_t K : {1, 2, 3, 4, 5, 31, 32, 33, 63, 64, 65, 100})
       for (int64_t M : {1, 2, 5})
-        if (!check(make_case(N, K, M, rng), isas)) return;
+        if (!check(make_case(N, K, M, rng), isa())) return;
 }
 
-TEST(BinaryMatmul, ModelShapesAllTokenCounts) {
+TEST_P(BinaryMatmul, ModelShapesAllTokenCounts) {
   // stories260K's linears: dim 64, hidden 172; M covers every token-tile remainder (tiles of 4) up to 130.
-  const auto isas = test::runnable_isas();
   std::mt19937 rng(22);
   for (auto [N, K] : {std::pair<int64_t, int64_t>{64, 64}, {172, 64}, {64, 172}})
     for (int64_t M : {1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65, 127, 128, 129, 130})
-      if (!check(make_case(N, K, M, rng), isas)) return;
+      if (!check(make_case(N, K, M, rng), isa())) return;
 }
 
-TEST(BinaryMatmul, ThreadSplitsByRowsAndByTokens) {
-  const auto isas = test::runnable_isas();
+TEST_P(BinaryMatmul, ThreadSplitsByRowsAndByTokens) {
   std::mt19937 rng(23);
-  check(make_case(300, 200, 37, rng), isas);  // 19 row tiles: threads take rows
-  check(make_case(20, 50, 9, rng), isas);     // 2 row tiles: threads take tokens
-  check(make_case(513, 96, 2, rng), isas);    // rows split at a 4-tile boundary, one partial tile at the end
+  check(make_case(300, 200, 37, rng), isa());  // 19 row tiles: threads take rows
+  check(make_case(20, 50, 9, rng), isa());     // 2 row tiles: threads take tokens
+  check(make_case(513, 96, 2, rng), isa());    // rows split at a 4-tile boundary, one partial tile at the end
 }
 
-TEST(BinaryMatmul, Gemv4096x4096) {
+TEST_P(BinaryMatmul, Gemv4096x4096) {
   std::mt19937 rng(24);
-  check(make_case(4096, 4096, 1, rng), test::runnable_isas(), /*verbose=*/true);
+  check(make_case(4096, 4096, 1, rng), isa(), /*verbose=*/true);
 }
 
-TEST(BinaryMatmul, IgnoresPaddingBitsAndIsBitwiseStableAcrossThreadsAndM) {
+TEST_P(BinaryMatmul, IgnoresPaddingBitsAndIsBitwiseStableAcrossThreadsAndM) {
   std::mt19937 rng(25);
   const int64_t N = 45, K = 70, M = 6;
   const auto dirty = test::random_bits(N, K, rng, /*dirty_padding=*/true);
@@ -104,19 +102,18 @@ TEST(BinaryMatmul, IgnoresPaddingBitsAndIsBitwiseStableAcrossThreadsAndM) {
   for (int64_t n = 0; n < N; ++n) clean[n * 3 + 2] &= 0x3Fu;  // K % 32 == 6 columns in the last word
   const auto x = test::random_activations(M * K, rng);
   const PreparedBinaryMatrix Bd(dirty.data(), N, K), Bc(clean.data(), N, K);
-  for (CpuIsa isa : test::runnable_isas()) {
-    std::vector<float> yd(M * N), yc(M * N), y2(M * N), y1(M * N);
-    kernels::binary_matmul(Bd, x.data(), M, yd.data(), 1, isa);
-    kernels::binary_matmul(Bc, x.data(), M, yc.data(), 1, isa);
-    kernels::binary_matmul(Bc, x.data(), M, y2.data(), 2, isa);
-    for (int64_t m = 0; m < M; ++m) kernels::binary_matmul(Bc, x.data() + m * K, 1, y1.data() + m * N, 1, isa);
-    EXPECT_EQ(yd, yc) << kernels::isa_name(isa) << ": padding bits changed the result";
-    EXPECT_EQ(y2, yc) << kernels::isa_name(isa) << ": 2 threads differ from 1";
-    EXPECT_EQ(y1, yc) << kernels::isa_name(isa) << ": token by token (GEMV) differs from the GEMM";
-  }
+  const CpuIsa isa = this->isa();
+  std::vector<float> yd(M * N), yc(M * N), y2(M * N), y1(M * N);
+  kernels::binary_matmul(Bd, x.data(), M, yd.data(), 1, isa);
+  kernels::binary_matmul(Bc, x.data(), M, yc.data(), 1, isa);
+  kernels::binary_matmul(Bc, x.data(), M, y2.data(), 2, isa);
+  for (int64_t m = 0; m < M; ++m) kernels::binary_matmul(Bc, x.data() + m * K, 1, y1.data() + m * N, 1, isa);
+  EXPECT_EQ(yd, yc) << kernels::isa_name(isa) << ": padding bits changed the result";
+  EXPECT_EQ(y2, yc) << kernels::isa_name(isa) << ": 2 threads differ from 1";
+  EXPECT_EQ(y1, yc) << kernels::isa_name(isa) << ": token by token (GEMV) differs from the GEMM";
 }
 
-TEST(BinaryMatmul, ScalarAndAvx512AreBitwiseEqual) {
+TEST(BinaryMatmulKernels, ScalarAndAvx512AreBitwiseEqual) {
   // Same 5-column tables and summation order (matmul_job.h): the portable kernel is an exact model of AVX-512.
   if (!kernels::cpu_supports(CpuIsa::kAvx512)) GTEST_SKIP() << "SKIPPED: this CPU has no AVX-512";
   std::mt19937 rng(26);
@@ -130,7 +127,7 @@ TEST(BinaryMatmul, ScalarAndAvx512AreBitwiseEqual) {
   EXPECT_EQ(ys, yv);
 }
 
-TEST(BinaryMatmul, RejectsBadArguments) {
+TEST(BinaryMatmulKernels, RejectsBadArguments) {
   const packed::Word word = 1;
   const PreparedBinaryMatrix B(&word, 1, 1);
   float x = 1.0f, y = 0.0f;

@@ -71,7 +71,7 @@ std::vector<double> tolerance(const Layer& L, const std::vector<float>& x, int64
   return tol;
 }
 
-bool check(const Layer& L, int64_t M, bool with_bias, std::mt19937& rng, const std::vector<CpuIsa>& isas) {
+bool check(const Layer& L, int64_t M, bool with_bias, std::mt19937& rng, CpuIsa isa) {
   std::normal_distribution<float> normal;
   std::vector<float> x(M * L.K);
   for (auto& v : x) v = normal(rng);
@@ -81,22 +81,22 @@ bool check(const Layer& L, int64_t M, bool with_bias, std::mt19937& rng, const s
                                  x.data(), M, want.data());
   const auto tol = tolerance(L, x, M, want, with_bias);
   const PreparedBinaryMatrix B(L.bits.data(), L.N, L.K);
-  for (CpuIsa isa : isas) {
-    for (int threads : {1, 2}) {
-      std::fill(y.begin(), y.end(), NAN);
-      kernels::binarymos_forward(B, L.E, L.router.data(), L.s_in.data(), L.s_out.data(), bias, x.data(), M, y.data(),
-                                 threads, isa);
-      const auto ok = test::all_close(y, want, tol);
-      EXPECT_TRUE(ok) << "N=" << L.N << " K=" << L.K << " E=" << L.E << " M=" << M << " bias=" << with_bias
-                      << " isa=" << kernels::isa_name(isa) << " threads=" << threads;
-      if (!ok) return false;
-    }
+  for (int threads : {1, 2}) {
+    std::fill(y.begin(), y.end(), NAN);
+    kernels::binarymos_forward(B, L.E, L.router.data(), L.s_in.data(), L.s_out.data(), bias, x.data(), M, y.data(),
+                               threads, isa);
+    const auto ok = test::all_close(y, want, tol);
+    EXPECT_TRUE(ok) << "N=" << L.N << " K=" << L.K << " E=" << L.E << " M=" << M << " bias=" << with_bias
+                    << " isa=" << kernels::isa_name(isa) << " threads=" << threads;
+    if (!ok) return false;
   }
   return true;
 }
 
-TEST(BinaryMosLayer, MatchesReferenceOnModelAndOddShapes) {
-  const auto isas = test::runnable_isas();
+class BinaryMosLayer : public test::IsaTest {};
+BMOS_INSTANTIATE_ISAS(BinaryMosLayer);
+
+TEST_P(BinaryMosLayer, MatchesReferenceOnModelAndOddShapes) {
   std::mt19937 rng(31);
   struct Shape { int64_t N, K, E; };
   for (Shape s : {Shape{64, 64, 4}, Shape{172, 64, 4}, Shape{64, 172, 4}, Shape{7, 33, 1}, Shape{33, 7, 2},
@@ -104,16 +104,16 @@ TEST(BinaryMosLayer, MatchesReferenceOnModelAndOddShapes) {
     const Layer L = make_layer(s.N, s.K, s.E, rng);
     for (int64_t M : {1, 3, 17, 130})
       for (bool with_bias : {false, true})
-        if (!check(L, M, with_bias, rng, isas)) return;
+        if (!check(L, M, with_bias, rng, isa())) return;
   }
 }
 
-TEST(BinaryMosLayer, LargeDecodeStep) {
+TEST_P(BinaryMosLayer, LargeDecodeStep) {
   std::mt19937 rng(32);
-  check(make_layer(1024, 4096, 4, rng), 1, true, rng, test::runnable_isas());
+  check(make_layer(1024, 4096, 4, rng), 1, true, rng, isa());
 }
 
-TEST(BinaryMosLayer, RejectsZeroExperts) {
+TEST(BinaryMosLayerKernels, RejectsZeroExperts) {
   const packed::Word word = 1;
   const PreparedBinaryMatrix B(&word, 1, 1);
   float one = 1.0f, y = 0.0f;

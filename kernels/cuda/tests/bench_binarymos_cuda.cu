@@ -1,6 +1,6 @@
 // Benchmark of the CUDA BinaryMoS kernels against cuBLAS fp16 (cublasGemmEx, fp32 accumulation) in the same run, on
 // the paper's layer shapes (K x N = in x out: 4096x4096, 4096x11008, 11008x4096, 5120x13824) at batch 1, 4, 16, 64,
-// 256. Without a GPU it prints a SKIPPED line and exits 0.
+// 256. Without a GPU it prints a SKIPPED line and exits 77 (ctest: skipped).
 //
 // Method (printed with the results):
 //   - Weights rotate over enough copies that together they exceed 3x the L2 cache, so every call streams its weights
@@ -30,32 +30,21 @@
 #include <vector>
 
 #include "kernels/cuda/binarymos_cuda.h"
+#include "kernels/cuda/tests/cuda_test_util.cuh"
 
 namespace {
 
 using namespace bmos::kernels;
+using bmos::cuda_test::cuda_ok;
+using bmos::cuda_test::DeviceBuffer;
 
 int g_passed = 0, g_failed = 0;
 
-void cuda_ok(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
-}
 void cublas_ok(cublasStatus_t st, const char* what) {
   if (st != CUBLAS_STATUS_SUCCESS)
     throw std::runtime_error(std::string(what) + ": cuBLAS status " + std::to_string(st));
 }
 
-struct DeviceBuffer {
-  void* ptr = nullptr;
-  explicit DeviceBuffer(std::size_t bytes) {
-    if (bytes) cuda_ok(cudaMalloc(&ptr, bytes), "cudaMalloc");
-  }
-  ~DeviceBuffer() {
-    if (ptr) cudaFree(ptr);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
 
 // W16 (N, K) = +-1 from canonical packed bits: the same matrix for cuBLAS.
 __global__ void unpack_to_f16(const bmos::packed::Word* bits, std::int64_t N, std::int64_t K, __half* w) {
@@ -274,13 +263,10 @@ struct Bench {
 
 int main(int argc, char** argv) {
   std::printf("bench_binarymos_cuda: BinaryMoS CUDA kernels vs cuBLAS fp16\n");
-  int devices = 0;
-  const cudaError_t err = cudaGetDeviceCount(&devices);
-  if (err != cudaSuccess || devices == 0) {
-    std::printf("SKIPPED: no CUDA device (%s); nothing measured\n",
-                err != cudaSuccess ? cudaGetErrorString(err) : "0 devices");
-    std::printf("0 passed, 0 failed\n");
-    return 0;
+  const std::string no_device = bmos::cuda_test::no_device_reason();
+  if (!no_device.empty()) {
+    std::printf("SKIPPED: no CUDA device (%s); nothing measured\n", no_device.c_str());
+    return bmos::cuda_test::kSkipExitCode;
   }
   const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   try {

@@ -1,7 +1,8 @@
 // GPU correctness of the CUDA BinaryMoS kernels against the scalar references (kernels/cpu/reference.h), on random
 // odd shapes (padding in N and K, tokens not a multiple of 8, split-K, both GEMM tile shapes) and on the paper's layer
 // shapes, in f16 and bf16. Prints the largest error of every case, then "N passed, N failed". Without a GPU it runs
-// only the argument checks (host logic) and prints a SKIPPED line for the rest; exit status 0 unless a check failed.
+// only the argument checks (host logic), prints a SKIPPED line for the rest and exits 77 (ctest: skipped) unless a
+// check failed (1).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -20,10 +21,13 @@
 #include "kernels/cpu/reference.h"
 #include "kernels/cuda/binarymos_cuda.h"
 #include "kernels/cuda/launch_plan.h"
+#include "kernels/cuda/tests/cuda_test_util.cuh"
 
 namespace {
 
 using namespace bmos::kernels;
+using bmos::cuda_test::cuda_ok;
+using bmos::cuda_test::DeviceBuffer;
 
 int g_passed = 0, g_failed = 0;
 
@@ -31,23 +35,6 @@ void report(bool ok, const std::string& line) {
   (ok ? g_passed : g_failed)++;
   std::printf("  %s %s\n", ok ? "ok  " : "FAIL", line.c_str());
 }
-
-void cuda_ok(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
-}
-
-// Device buffer freed on scope exit.
-struct DeviceBuffer {
-  void* ptr = nullptr;
-  explicit DeviceBuffer(std::size_t bytes) {
-    if (bytes) cuda_ok(cudaMalloc(&ptr, bytes), "cudaMalloc");
-  }
-  ~DeviceBuffer() {
-    if (ptr) cudaFree(ptr);
-  }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-};
 
 // Host values rounded to the 16-bit type: the raw bits to upload and the float the reference sees.
 struct Rounded {
@@ -273,13 +260,11 @@ int main() {
   std::printf("test_binarymos_cuda: CUDA BinaryMoS kernels vs kernels/cpu/reference.h\n");
   test_argument_checks();
 
-  int devices = 0;
-  const cudaError_t err = cudaGetDeviceCount(&devices);
-  if (err != cudaSuccess || devices == 0) {
-    std::printf("SKIPPED: GPU correctness cases (no CUDA device: %s)\n",
-                err != cudaSuccess ? cudaGetErrorString(err) : "0 devices");
+  const std::string no_device = bmos::cuda_test::no_device_reason();
+  if (!no_device.empty()) {
+    std::printf("SKIPPED: GPU correctness cases (no CUDA device: %s)\n", no_device.c_str());
     std::printf("%d passed, %d failed\n", g_passed, g_failed);
-    return g_failed == 0 ? 0 : 1;
+    return g_failed == 0 ? bmos::cuda_test::kSkipExitCode : 1;  // the argument checks passed; the GPU part did not run
   }
   cudaDeviceProp prop{};
   cuda_ok(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");

@@ -1,0 +1,376 @@
+#include "modules/io/hf_llama.h"
+
+#include <unistd.h>
+
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <set>
+#include <stdexcept>
+
+#include <glog/logging.h>
+#include <nlohmann/json.hpp>
+
+#include "modules/io/safetensors.h"
+
+namespace bmos {
+
+namespace fs = std::filesystem;
+
+// ------------------------------------------------------------------------------------------------ rotary permutation
+torch::Tensor permute_rotary_qk(const torch::Tensor& w, int64_t n_heads, RotaryDirection direction) {
+  TORCH_CHECK(w.dim() == 2, "permute_rotary_qk: expected a 2-D weight (rows, in), got shape ", w.sizes());
+  const int64_t rows = w.size(0), in = w.size(1);
+  TORCH_CHECK(n_heads > 0 && rows % n_heads == 0, "permute_rotary_qk: ", rows, " rows do not split into ", n_heads,
+              " heads");
+  const int64_t half = rows / n_heads / 2;
+  TORCH_CHECK(half * 2 * n_heads == rows, "permute_rotary_qk: head_dim ", rows / n_heads, " is odd");
+  // Per head, HF row (a, j) [a = which half, j = pair] holds interleaved row (j, a).
+  if (direction == RotaryDirection::kHfToInterleaved)
+    return w.reshape({n_heads, 2, half, in}).transpose(1, 2).reshape({rows, in}).contiguous();
+  return w.reshape({n_heads, half, 2, in}).transpose(1, 2).reshape({rows, in}).contiguous();
+}
+
+// -------------------------------------------------------------------------------------------------------- key table
+namespace {
+
+enum class Rotary { kNone, kQ, kK };
+
+struct KeyRule {
+  const char* hf;         // "{}" = layer index
+  const char* canonical;  // idem
+  Rotary rotary;
+  std::function<std::vector<int64_t>(const LlamaConfig&)> shape;
+};
+
+const std::vector<KeyRule>& key_table() {
+  using C = LlamaConfig;
+  static const std::vector<KeyRule> table = {
+      {"model.embed_tokens.weight", "tok_embeddings.weight", Rotary::kNone,
+       [](const C& c) { return std::vector<int64_t>{c.vocab_size, c.dim}; }},
+      {"model.layers.{}.input_layernorm.weight", "layers.{}.attention_norm.weight", Rotary::kNone,
+       [](const C& c) { return std::vector<int64_t>{c.dim}; }},
+      {"model.layers.{}.self_attn.q_proj.weight", "layers.{}.attention.wq.weight", Rotary::kQ,
+       [](const C& c) { return std::vector<int64_t>{c.n_heads * c.head_dim(), c.dim}; }},
+      {"model.layers.{}.self_attn.k_proj.weight", "layers.{}.attention.wk.weight", Rotary::kK,
+       [](const C& c) { return std::vector<int64_t>{c.n_kv_heads * c.head_dim(), c.dim}; }},
+      {"model.layers.{}.self_attn.v_proj.weight", "layers.{}.attention.wv.weight", Rotary::kNone,
+       [](const C& c) { return std::vector<int64_t>{c.n_kv_heads * c.head_dim(), c.dim}; }},
+      {"model.layers.{}.self_attn.o_proj.weight", "layers.{}.attention.wo.weight", Rotary::kNone,
+       [](const C& c) { return std::vector<int64_t>{c.dim, c.n_heads * c.head_dim()}; }},
+      {"model.layers.{}.post_attention_layernorm.weight", "layers.{}.ffn_norm.weight", Rotary::kNone,
+       [](const C& c) { return std::vector<int64_t>{c.dim}; }},
+      {"model.layers.{}.mlp.gate_proj.weight", "layers.{}.feed_forward.w1.weight", Rotary::kNone,
+       [](const C& c) { return std::vector<int64_t>{c.hidden_dim, c.dim}; }},
+      {"model.layers.{}.mlp.down_proj.weight", "layers.{}.feed_forward.w2.weight", Rotary::kNone,
+       [](const C& c) { return std::vector<int64_t>{c.dim, c.hidden_dim}; }},
+      {"model.layers.{}.mlp.up_proj.weight", "layers.{}.feed_forward.w3.weight", Rotary::kNone,
+       [](const C& c) { return std::vector<int64_t>{c.hidden_dim, c.dim}; }},
+      {"model.norm.weight", "norm.weight", Rotary::kNone, [](const C& c) { return std::vector<int64_t>{c.dim}; }},
+      {"lm_head.weight", "output.weight", Rotary::kNone,
+       [](const C& c) { return std::vector<int64_t>{c.vocab_size, c.dim}; }},
+  };
+  return table;
+}
+
+// Buffers older transformers versions saved beside the weights; recomputed by the model, so skipped.
+const char* const kIgnoredHfKeys[] = {"model.layers.{}.self_attn.rotary_emb.inv_freq"};
+
+// "model.layers.12.mlp.up_proj.weight" -> ("model.layers.{}.mlp.up_proj.weight", 12); layer -1 when there is none.
+std::pair<std::string, int64_t> split_layer(const std::string& key, const std::string& prefix) {
+  if (key.compare(0, prefix.size(), prefix) != 0) return {key, -1};
+  size_t end = prefix.size();
+  while (end < key.size() && std::isdigit(static_cast<unsigned char>(key[end]))) ++end;
+  if (end == prefix.size() || end - prefix.size() > 9 || end >= key.size() || key[end] != '.') return {key, -1};
+  return {prefix + "{}" + key.substr(end), std::stoll(key.substr(prefix.size(), end - prefix.size()))};
+}
+
+std::string with_layer(const std::string& pattern, int64_t layer) {
+  const size_t at = pattern.find("{}");
+  return at == std::string::npos ? pattern : pattern.substr(0, at) + std::to_string(layer) + pattern.substr(at + 2);
+}
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string t = "[";
+  for (size_t i = 0; i < s.size(); ++i) t += (i ? ", " : "") + std::to_string(s[i]);
+  return t + "]";
+}
+
+// Every (hf key, canonical key, rule) the config calls for, in model order.
+struct ExpectedKey {
+  std::string hf, canonical;
+  const KeyRule* rule;
+};
+std::vector<ExpectedKey> expected_keys(const LlamaConfig& c) {
+  std::vector<ExpectedKey> out;
+  for (const auto& r : key_table()) {
+    if (std::string(r.canonical) == "output.weight" && c.tie_embeddings) continue;
+    if (std::string(r.hf).find("{}") == std::string::npos) {
+      out.push_back({r.hf, r.canonical, &r});
+    } else {
+      for (int64_t i = 0; i < c.n_layers; ++i) out.push_back({with_layer(r.hf, i), with_layer(r.canonical, i), &r});
+    }
+  }
+  return out;
+}
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  if (!in) throw std::runtime_error("cannot open '" + p.string() + "'");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw std::runtime_error("'" + p.string() + "' is not valid JSON: " + e.what());
+  }
+}
+
+void write_text_atomically(const fs::path& p, const std::string& text) {
+  const std::string tmp = p.string() + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw std::runtime_error("cannot write '" + tmp + "' (disk full or no permission?)");
+  }
+  fs::rename(tmp, p);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------------ config.json
+LlamaConfig llama_config_from_hf_json(const nlohmann::json& j, const std::string& where) {
+  auto fail = [&](const std::string& key, const std::string& what) -> void {
+    throw std::runtime_error(where + ": key '" + key + "' " + what);
+  };
+  if (!j.is_object()) throw std::runtime_error(where + ": expected a JSON object (a Hugging Face config.json)");
+  auto get_int = [&](const char* key, const int64_t* fallback) -> int64_t {
+    if (!j.contains(key) || j[key].is_null()) {
+      if (!fallback) fail(key, "is missing (a LLaMA config.json needs it)");
+      return *fallback;
+    }
+    if (!j[key].is_number_integer()) fail(key, "must be an integer, got " + j[key].dump());
+    return j[key].get<int64_t>();
+  };
+  auto get_double = [&](const char* key, double fallback) -> double {
+    if (!j.contains(key) || j[key].is_null()) return fallback;
+    if (!j[key].is_number()) fail(key, "must be a number, got " + j[key].dump());
+    return j[key].get<double>();
+  };
+  // HF's eos_token_id may be a list (several stop tokens); the first is ours.
+  auto get_token = [&](const char* key, int64_t fallback) -> int64_t {
+    if (!j.contains(key) || j[key].is_null()) return fallback;
+    const auto& v = j[key].is_array() && !j[key].empty() ? j[key][0] : j[key];
+    if (!v.is_number_integer()) fail(key, "must be a token id, got " + j[key].dump());
+    return v.get<int64_t>();
+  };
+
+  if (j.contains("model_type") && j["model_type"] != "llama")
+    fail("model_type", "is " + j["model_type"].dump() + "; this reader handles LLaMA (\"llama\") models only");
+  if (j.contains("hidden_act") && j["hidden_act"] != "silu")
+    fail("hidden_act", "is " + j["hidden_act"].dump() + "; our LLaMA uses SwiGLU (\"silu\")");
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
+    fail("rope_scaling", "is " + j["rope_scaling"].dump() + "; scaled rotary embeddings are not supported");
+  for (const char* key : {"attention_bias", "mlp_bias"})
+    if (j.contains(key) && j[key] == true) fail(key, "is true; our LLaMA has no biases in its projections");
+
+  LlamaConfig c;
+  c.dim = get_int("hidden_size", nullptr);
+  c.hidden_dim = get_int("intermediate_size", nullptr);
+  c.n_layers = get_int("num_hidden_layers", nullptr);
+  c.n_heads = get_int("num_attention_heads", nullptr);
+  c.n_kv_heads = get_int("num_key_value_heads", &c.n_heads);
+  c.vocab_size = get_int("vocab_size", nullptr);
+  const int64_t hf_default_positions = 2048;  // transformers' LlamaConfig default
+  c.max_seq_len = get_int("max_position_embeddings", &hf_default_positions);
+  c.norm_eps = get_double("rms_norm_eps", 1e-6);  // transformers' default
+  c.rope_theta = get_double("rope_theta", 10000.0);
+  if (j.contains("tie_word_embeddings") && !j["tie_word_embeddings"].is_boolean())
+    fail("tie_word_embeddings", "must be true or false, got " + j["tie_word_embeddings"].dump());
+  c.tie_embeddings = j.value("tie_word_embeddings", false);  // transformers' default
+  c.bos_id = get_token("bos_token_id", 1);
+  c.eos_id = get_token("eos_token_id", 2);
+  if (j.contains("head_dim") && !j["head_dim"].is_null() && c.n_heads > 0 &&
+      j["head_dim"] != c.dim / c.n_heads)
+    fail("head_dim", "is " + j["head_dim"].dump() + " but hidden_size/num_attention_heads is " +
+                         std::to_string(c.dim / c.n_heads) + "; a separate head_dim is not supported");
+  try {
+    c.validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(where + ": " + e.what());
+  }
+  return c;
+}
+
+nlohmann::json llama_config_to_hf_json(const LlamaConfig& c) {
+  return {
+      {"architectures", {"LlamaForCausalLM"}},
+      {"model_type", "llama"},
+      {"hidden_act", "silu"},
+      {"hidden_size", c.dim},
+      {"intermediate_size", c.hidden_dim},
+      {"num_hidden_layers", c.n_layers},
+      {"num_attention_heads", c.n_heads},
+      {"num_key_value_heads", c.n_kv_heads},
+      {"vocab_size", c.vocab_size},
+      {"max_position_embeddings", c.max_seq_len},
+      {"rms_norm_eps", c.norm_eps},
+      {"rope_theta", c.rope_theta},
+      {"tie_word_embeddings", c.tie_embeddings},
+      {"bos_token_id", c.bos_id},
+      {"eos_token_id", c.eos_id},
+      {"torch_dtype", "float32"},
+  };
+}
+
+// ----------------------------------------------------------------------------------------------------------- reader
+LoadedCheckpoint read_hf_llama(const std::string& dir) {
+  const fs::path root(dir);
+  auto fail = [&](const std::string& what) -> void {
+    throw std::runtime_error("Hugging Face LLaMA folder '" + dir + "': " + what);
+  };
+  if (!fs::is_directory(root))
+    fail(fs::exists(root) ? "is not a folder (expected a folder with config.json and model.safetensors)"
+                          : "does not exist (expected a folder with config.json and model.safetensors)");
+  const fs::path config_path = root / "config.json";
+  if (!fs::exists(config_path)) fail("has no config.json (expected a Hugging Face model folder)");
+  const nlohmann::json cj = read_json(config_path);
+  if (cj.contains("quantization"))
+    fail("config.json has a 'quantization' section: this is an exported packed 1-bit model, not a full-precision "
+         "Hugging Face folder");
+
+  LoadedCheckpoint ck;
+  ck.source = dir;
+  ck.config = llama_config_from_hf_json(cj, config_path.string());
+  const bool config_tied = ck.config.tie_embeddings;
+
+  // ----------------------------------------------------------------------------- which file holds which tensor
+  std::vector<std::unique_ptr<SafetensorsFile>> files;
+  std::map<std::string, const SafetensorsFile*> where;  // hf key -> file
+  const fs::path single = root / "model.safetensors", index_path = root / "model.safetensors.index.json";
+  if (fs::exists(single)) {
+    files.push_back(std::make_unique<SafetensorsFile>(single.string()));
+    for (const auto& name : files.back()->names()) where[name] = files.back().get();
+  } else if (fs::exists(index_path)) {
+    const nlohmann::json index = read_json(index_path);
+    if (!index.contains("weight_map") || !index["weight_map"].is_object())
+      fail("model.safetensors.index.json has no \"weight_map\" object");
+    std::map<std::string, std::string> weight_map;  // key -> shard file name
+    std::set<std::string> shards;
+    for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+      if (!it.value().is_string()) fail("index weight_map['" + it.key() + "'] is not a file name");
+      weight_map[it.key()] = it.value().get<std::string>();
+      shards.insert(it.value().get<std::string>());
+    }
+    for (const auto& shard : shards)
+      if (!fs::exists(root / shard)) fail("shard '" + shard + "' named in model.safetensors.index.json is missing");
+    for (const auto& shard : shards) {
+      files.push_back(std::make_unique<SafetensorsFile>((root / shard).string()));
+      for (const auto& name : files.back()->names()) {
+        auto wm = weight_map.find(name);
+        if (wm == weight_map.end() || wm->second != shard)
+          fail("shard '" + shard + "' holds tensor '" + name + "', which the index " +
+               (wm == weight_map.end() ? std::string("does not list") : "places in '" + wm->second + "'"));
+        where[name] = files.back().get();
+      }
+    }
+    for (const auto& [name, shard] : weight_map)
+      if (!where.count(name)) fail("index lists tensor '" + name + "' in shard '" + shard + "', which lacks it");
+  } else {
+    std::string found;
+    for (const auto& e : fs::directory_iterator(root)) found += (found.empty() ? "" : ", ") + e.path().filename().string();
+    fail("has neither model.safetensors nor model.safetensors.index.json (found: " + found +
+         "); PyTorch .bin weights are not read: save the model with safe_serialization=True");
+  }
+
+  // ----------------------------------------------------------------------------------- every key through the table
+  std::map<std::string, std::string> hf_of;  // canonical -> hf key, for messages
+  for (const auto& [key, file] : where) {
+    const auto [pattern, layer] = split_layer(key, "model.layers.");
+    bool ignored = false;
+    for (const char* ig : kIgnoredHfKeys) ignored |= pattern == ig;
+    if (ignored) continue;
+    const KeyRule* rule = nullptr;
+    for (const auto& r : key_table())
+      if (pattern == r.hf) rule = &r;
+    if (!rule)
+      fail("unknown tensor '" + key + "' in '" + file->path() +
+           "' (not in the LLaMA key table: a different architecture, or biases/adapters we do not model)");
+    if ((layer >= 0) != (std::string(rule->hf).find("{}") != std::string::npos) || layer >= ck.config.n_layers)
+      fail("tensor '" + key + "' names layer " + std::to_string(layer) + " but config.json has num_hidden_layers=" +
+           std::to_string(ck.config.n_layers));
+    const std::string canonical = with_layer(rule->canonical, layer);
+    const SafetensorsInfo& info = file->info(key);
+    const std::vector<int64_t> want = rule->shape(ck.config);
+    if (info.shape != want)
+      fail("tensor '" + key + "' in '" + file->path() + "' has shape " + shape_text(info.shape) + ", config.json " +
+           "implies " + shape_text(want));
+    torch::Tensor t = file->load_float(key);
+    if (rule->rotary == Rotary::kQ) t = permute_rotary_qk(t, ck.config.n_heads, RotaryDirection::kHfToInterleaved);
+    if (rule->rotary == Rotary::kK) t = permute_rotary_qk(t, ck.config.n_kv_heads, RotaryDirection::kHfToInterleaved);
+    ck.tensors[canonical] = t;
+    hf_of[canonical] = key;
+  }
+
+  // -------------------------------------------------------------------------------------------- tied or untied head
+  auto head = ck.tensors.find("output.weight");
+  if (config_tied && head != ck.tensors.end()) {
+    if (!torch::equal(head->second, ck.tensors.at("tok_embeddings.weight")))
+      fail("config.json sets tie_word_embeddings=true but lm_head.weight differs from model.embed_tokens.weight; "
+           "set tie_word_embeddings to false to use the separate head");
+    ck.tensors.erase(head);
+  } else if (!config_tied && head == ck.tensors.end()) {
+    LOG(WARNING) << dir << ": config.json has tie_word_embeddings=false (or absent) but there is no lm_head.weight; "
+                 << "tying the output head to model.embed_tokens.weight, as transformers does";
+    ck.config.tie_embeddings = true;
+  }
+
+  std::string missing;
+  size_t n_missing = 0;
+  for (const auto& e : expected_keys(ck.config))
+    if (!ck.tensors.count(e.canonical) && n_missing++ < 8) missing += (missing.empty() ? "" : ", ") + e.hf;
+  if (n_missing)
+    fail(std::to_string(n_missing) + " tensor(s) missing: " + missing + (n_missing > 8 ? ", ..." : ""));
+  return ck;
+}
+
+// ----------------------------------------------------------------------------------------------------------- writer
+void write_hf_llama(const std::string& dir, const LoadedCheckpoint& ck) {
+  auto fail = [&](const std::string& what) -> void {
+    throw std::runtime_error("writing Hugging Face LLaMA folder '" + dir + "': " + what);
+  };
+  try {
+    ck.config.validate();
+  } catch (const std::invalid_argument& e) {
+    fail(e.what());
+  }
+  std::vector<SafetensorsEntry> entries;
+  for (const auto& e : expected_keys(ck.config)) {
+    auto it = ck.tensors.find(e.canonical);
+    if (it == ck.tensors.end()) fail("tensor '" + e.canonical + "' is missing from the state dict");
+    const std::vector<int64_t> want = e.rule->shape(ck.config);
+    if (it->second.sizes().vec() != want)
+      fail("tensor '" + e.canonical + "' has shape " + shape_text(it->second.sizes().vec()) + ", the config implies " +
+           shape_text(want));
+    torch::Tensor t = it->second.detach().to(torch::kCPU, torch::kFloat32);
+    if (e.rule->rotary == Rotary::kQ) t = permute_rotary_qk(t, ck.config.n_heads, RotaryDirection::kInterleavedToHf);
+    if (e.rule->rotary == Rotary::kK) t = permute_rotary_qk(t, ck.config.n_kv_heads, RotaryDirection::kInterleavedToHf);
+    entries.push_back({e.hf, t, ""});
+  }
+  if (entries.size() != ck.tensors.size()) {
+    std::set<std::string> known;
+    for (const auto& e : expected_keys(ck.config)) known.insert(e.canonical);
+    for (const auto& [name, t] : ck.tensors)
+      if (!known.count(name))
+        fail("tensor '" + name + "' has no Hugging Face LLaMA name (a quantized layer? export it with bmos export)");
+  }
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail("cannot create the folder: " + ec.message());
+  // transformers refuses safetensors files whose metadata lacks format=pt.
+  write_safetensors((fs::path(dir) / "model.safetensors").string(), entries, {{"format", "pt"}});
+  write_text_atomically(fs::path(dir) / "config.json", llama_config_to_hf_json(ck.config).dump(2) + "\n");
+}
+
+}  // namespace bmos

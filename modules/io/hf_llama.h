@@ -1,0 +1,36 @@
+// Hugging Face LLaMA folders (LlamaForCausalLM): config.json + model.safetensors, or a sharded
+// model.safetensors.index.json with its shards. Conversion to our canonical names (modules/io/state_dict.h) is the key
+// table in hf_llama.cpp; q/k rows are reordered by permute_rotary_qk, the only place that knows the two layouts.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "modules/io/state_dict.h"
+
+namespace bmos {
+
+// Rotary embeddings rotate pairs of channels of each q/k head. Meta / llama2.c (our canonical layout) store a pair
+// as adjacent rows (0,1), (2,3), ...; Hugging Face's rotate-half stores pair j as rows (j, j + head_dim/2).
+enum class RotaryDirection { kHfToInterleaved, kInterleavedToHf };
+
+// Reorders the rows of a q or k projection weight (n_heads*head_dim, in) between the two layouts; `n_heads` is the
+// number of heads the rows hold (num_key_value_heads for k). The two directions are inverses of each other.
+torch::Tensor permute_rotary_qk(const torch::Tensor& w, int64_t n_heads, RotaryDirection direction);
+
+// config.json <-> LlamaConfig. `where` names the file in errors. Keys we do not model and that change nothing in the
+// math (initializer_range, use_cache, ...) are ignored; keys that would change it (rope_scaling, attention_bias,
+// a head_dim other than hidden_size/num_attention_heads, model_type other than llama) are errors.
+LlamaConfig llama_config_from_hf_json(const nlohmann::json& j, const std::string& where);
+nlohmann::json llama_config_to_hf_json(const LlamaConfig& config);
+
+// Reads a Hugging Face LLaMA folder into canonical fp32 tensors (BF16/F16 converted). Unknown or missing tensors,
+// wrong shapes and shards that disagree with their index are errors naming the key and the file.
+LoadedCheckpoint read_hf_llama(const std::string& dir);
+
+// Writes `ck` as a Hugging Face LLaMA folder (config.json + model.safetensors, fp32) that transformers can load;
+// `ck` must hold exactly the canonical tensors of its config. Creates `dir` if needed; files are replaced atomically.
+void write_hf_llama(const std::string& dir, const LoadedCheckpoint& ck);
+
+}  // namespace bmos

@@ -1,0 +1,51 @@
+#include "modules/io/model_loader.h"
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "modules/io/model_files.h"
+#include "modules/io/model_format.h"
+#include "modules/packed/packed_model.h"
+
+namespace bmos {
+
+namespace fs = std::filesystem;
+
+std::string find_tokenizer_near(const std::string& model_path) {
+  const fs::path dir = fs::is_directory(model_path) ? fs::path(model_path) : fs::path(model_path).parent_path();
+  if (dir.empty() || !fs::is_directory(dir)) return "";
+  for (const char* name : {"tokenizer.model", "tokenizer.json", "tokenizer.bin", "tokenizer.byte"})
+    if (fs::exists(dir / name)) return (dir / name).string();
+  std::vector<std::string> found;  // e.g. tok512.model / tok512.bin beside a llama2.c file
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("tok", 0) == 0 && (e.path().extension() == ".model" || e.path().extension() == ".bin"))
+      found.push_back(e.path().string());
+  }
+  std::sort(found.begin(), found.end(), [](const std::string& a, const std::string& b) {
+    return (fs::path(a).extension() == ".model") > (fs::path(b).extension() == ".model") || (fs::path(a).extension() == fs::path(b).extension() && a < b);
+  });
+  return found.empty() ? "" : found.front();
+}
+
+LoadedModel load_model(const std::string& path) {
+  LoadedModel out;
+  out.format = detect_model_format(path);
+  if (out.format == "llama2c" || out.format == "hf") {
+    const LoadedCheckpoint ck = read_fp_checkpoint(path);
+    out.model = Llama(ck.config);
+    out.model->load_fp_state(ck.tensors);
+  } else if (out.format == "checkpoint") {
+    out.model = load_model_files(path);
+  } else if (out.format == "packed") {
+    out.model = load_packed_model(path).model;
+  } else {
+    throw std::runtime_error(path + ": model format '" + out.format + "' cannot be loaded by this build");
+  }
+  out.model->eval();
+  out.tokenizer = find_tokenizer_near(path);
+  out.path = path;
+  return out;
+}
+
+}  // namespace bmos

@@ -1,0 +1,26 @@
+// One entry point that turns any model path into a Llama: a llama2.c .bin, a Hugging Face folder, one of our
+// training checkpoints or an exported packed folder (format detected by modules/io/model_format.h).
+#pragma once
+
+#include <string>
+
+#include "modules/llama.h"
+
+namespace bmos {
+
+struct LoadedModel {
+  Llama model{nullptr};
+  std::string format;     // llama2c | hf | checkpoint | packed
+  std::string tokenizer;  // a tokenizer file found beside the model ("" if none)
+  std::string path;       // what was loaded
+};
+
+// `path` names the model itself: a run folder is resolved to its newest checkpoint by the caller
+// (trainer/checkpoint/checkpoint.h resolve_model_path), the one place that knows the run layout.
+LoadedModel load_model(const std::string& path);
+
+// A tokenizer file in the model's folder (tokenizer.model, tok*.model, tokenizer.bin, tok*.bin, tokenizer.json),
+// or "" when there is none.
+std::string find_tokenizer_near(const std::string& model_path);
+
+}  // namespace bmos

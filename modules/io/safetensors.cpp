@@ -1,0 +1,304 @@
+#include "modules/io/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian; this host is not");
+
+namespace bmos {
+
+// ------------------------------------------------------------------------------------------------------------ dtypes
+namespace {
+
+struct DtypeSpec {
+  const char* name;
+  torch::ScalarType torch_type;  // what `load` returns (U32 -> int32, BOOL is read as uint8 then compared to 0)
+  uint64_t itemsize;
+};
+
+// The dtypes we read and write; anything else in a header is refused by name.
+const DtypeSpec kDtypes[] = {
+    {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2}, {"BF16", torch::kBFloat16, 2},
+    {"I64", torch::kInt64, 8},   {"I32", torch::kInt32, 4},   {"U32", torch::kInt32, 4},
+    {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},    {"BOOL", torch::kUInt8, 1},
+};
+
+const DtypeSpec* find_dtype(const std::string& name) {
+  for (const auto& d : kDtypes)
+    if (name == d.name) return &d;
+  return nullptr;
+}
+
+std::string supported_dtypes() {
+  std::string s;
+  for (const auto& d : kDtypes) s += (s.empty() ? "" : ", ") + std::string(d.name);
+  return s;
+}
+
+// The header is at most this long (the same limit as the reference implementation): a larger value is a corrupt
+// length field, not a real header.
+constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+
+[[noreturn]] void fail(const std::string& path, const std::string& what) {
+  throw std::runtime_error("safetensors file '" + path + "': " + what);
+}
+
+[[noreturn]] void fail_tensor(const std::string& path, const std::string& name, const std::string& what) {
+  fail(path, "tensor '" + name + "': " + what);
+}
+
+// A non-negative integer from the header, or an error naming the tensor and field.
+uint64_t header_uint(const nlohmann::json& v, const std::string& path, const std::string& name, const char* field) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>();
+  if (v.is_number_integer() && v.get<int64_t>() >= 0) return static_cast<uint64_t>(v.get<int64_t>());
+  fail_tensor(path, name, std::string(field) + " holds " + v.dump() + ", expected a non-negative integer");
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------------------ reader
+SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(path, std::string("cannot open: ") + std::strerror(errno) + " (check the path)");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail(path, "not a regular file");
+  }
+  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  if (file_size < 8) {
+    ::close(fd);
+    fail(path, "only " + std::to_string(file_size) + " bytes; a safetensors file starts with an 8-byte header length");
+  }
+  void* m = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);  // the mapping keeps the file alive
+  if (m == MAP_FAILED) fail(path, std::string("mmap failed: ") + std::strerror(errno));
+  map_ = static_cast<const unsigned char*>(m);
+  map_size_ = file_size;
+
+  try {
+    // -------------------------------------------------------------------- header length and JSON, before any data
+    uint64_t header_len = 0;
+    std::memcpy(&header_len, map_, 8);
+    if (header_len > file_size - 8)
+      fail(path, "header length " + std::to_string(header_len) + " runs past the end of the file (" +
+                     std::to_string(file_size) + " bytes): truncated or not a safetensors file");
+    if (header_len > kMaxHeaderBytes)
+      fail(path, "header length " + std::to_string(header_len) + " exceeds the 100 MiB limit: corrupt length field");
+    if (header_len < 2 || map_[8] != '{')
+      fail(path, "the header does not start with a JSON object: not a safetensors file");
+    data_start_ = 8 + header_len;
+    const uint64_t data_size = file_size - data_start_;
+
+    nlohmann::json header;
+    try {
+      header = nlohmann::json::parse(map_ + 8, map_ + data_start_);
+    } catch (const nlohmann::json::parse_error& e) {
+      fail(path, std::string("header is not valid JSON: ") + e.what());
+    }
+    if (!header.is_object()) fail(path, "header is not a JSON object");
+
+    // ---------------------------------------------------------------------------------- every entry, field by field
+    for (auto it = header.begin(); it != header.end(); ++it) {
+      const std::string& name = it.key();
+      const nlohmann::json& v = it.value();
+      if (name == "__metadata__") {
+        if (!v.is_object()) fail(path, "__metadata__ must be an object of strings, got " + v.dump());
+        for (auto m = v.begin(); m != v.end(); ++m) {
+          if (!m.value().is_string())
+            fail(path, "__metadata__['" + m.key() + "'] must be a string, got " + m.value().dump());
+          metadata_[m.key()] = m.value().get<std::string>();
+        }
+        continue;
+      }
+      if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
+        fail_tensor(path, name, "entry must be an object with dtype, shape and data_offsets, got " + v.dump());
+      SafetensorsInfo info;
+      info.name = name;
+      if (!v["dtype"].is_string()) fail_tensor(path, name, "dtype must be a string, got " + v["dtype"].dump());
+      info.dtype = v["dtype"].get<std::string>();
+      const DtypeSpec* spec = find_dtype(info.dtype);
+      if (!spec) fail_tensor(path, name, "unsupported dtype '" + info.dtype + "' (supported: " + supported_dtypes() + ")");
+      if (!v["shape"].is_array()) fail_tensor(path, name, "shape must be an array, got " + v["shape"].dump());
+      uint64_t numel = 1;
+      for (const auto& d : v["shape"]) {
+        const uint64_t n = header_uint(d, path, name, "shape");
+        if (n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+            (n != 0 && numel > std::numeric_limits<uint64_t>::max() / spec->itemsize / n))
+          fail_tensor(path, name, "shape " + v["shape"].dump() + " overflows");
+        numel *= n;
+        info.shape.push_back(static_cast<int64_t>(n));
+      }
+      const auto& off = v["data_offsets"];
+      if (!off.is_array() || off.size() != 2)
+        fail_tensor(path, name, "data_offsets must be [begin, end], got " + off.dump());
+      info.begin = header_uint(off[0], path, name, "data_offsets");
+      info.end = header_uint(off[1], path, name, "data_offsets");
+      if (info.end < info.begin)
+        fail_tensor(path, name, "data_offsets " + off.dump() + " end before they begin");
+      const uint64_t bytes = numel * spec->itemsize;
+      if (info.end - info.begin != bytes)
+        fail_tensor(path, name,
+                    "shape " + v["shape"].dump() + " x " + std::to_string(spec->itemsize) + " bytes (" + info.dtype +
+                        ") = " + std::to_string(bytes) + " bytes, but data_offsets " + off.dump() + " span " +
+                        std::to_string(info.end - info.begin));
+      if (info.end > data_size)
+        fail_tensor(path, name,
+                    "data_offsets " + off.dump() + " run past the end of the data (" + std::to_string(data_size) +
+                        " bytes after the header): the file is truncated or the header is wrong");
+      tensors_.push_back(std::move(info));
+    }
+
+    // ------------------------------------------------------------------------------------------ no two overlapping
+    std::sort(tensors_.begin(), tensors_.end(), [](const SafetensorsInfo& a, const SafetensorsInfo& b) {
+      return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+    });
+    uint64_t covered_end = 0;
+    const SafetensorsInfo* covering = nullptr;
+    for (const auto& t : tensors_) {
+      if (t.begin < t.end && t.begin < covered_end)
+        fail_tensor(path, t.name,
+                    "bytes [" + std::to_string(t.begin) + ", " + std::to_string(t.end) + ") overlap tensor '" +
+                        covering->name + "' [" + std::to_string(covering->begin) + ", " +
+                        std::to_string(covering->end) + ")");
+      if (t.end > covered_end) {
+        covered_end = t.end;
+        covering = &t;
+      }
+    }
+    for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
+  } catch (...) {
+    ::munmap(const_cast<unsigned char*>(map_), map_size_);
+    map_ = nullptr;
+    throw;
+  }
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (map_) ::munmap(const_cast<unsigned char*>(map_), map_size_);
+}
+
+std::vector<std::string> SafetensorsFile::names() const {
+  std::vector<std::string> out;
+  out.reserve(tensors_.size());
+  for (const auto& t : tensors_) out.push_back(t.name);
+  return out;
+}
+
+const SafetensorsInfo& SafetensorsFile::info(const std::string& name) const {
+  auto it = index_.find(name);
+  if (it == index_.end())
+    fail_tensor(path_, name, "not in this file (it holds " + std::to_string(tensors_.size()) + " tensors)");
+  return tensors_[it->second];
+}
+
+torch::Tensor SafetensorsFile::load(const std::string& name) const {
+  const SafetensorsInfo& t = info(name);
+  const DtypeSpec* spec = find_dtype(t.dtype);
+  // Copied out rather than wrapped: the data buffer need not be aligned for the dtype, and the tensor must outlive
+  // the mapping.
+  torch::Tensor out = torch::empty(t.shape, torch::TensorOptions().dtype(spec->torch_type));
+  std::memcpy(out.data_ptr(), map_ + data_start_ + t.begin, t.end - t.begin);
+  if (t.dtype == "BOOL") out = out.ne(0);  // any non-zero byte is true; a raw kBool byte outside {0,1} is undefined
+  return out;
+}
+
+torch::Tensor SafetensorsFile::load_float(const std::string& name) const {
+  const SafetensorsInfo& t = info(name);
+  if (t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16")
+    fail_tensor(path_, name, "dtype " + t.dtype + " is not a floating-point type (expected F32, F16 or BF16)");
+  return load(name).to(torch::kFloat32);
+}
+
+// ------------------------------------------------------------------------------------------------------------ writer
+namespace {
+
+std::string natural_dtype(const torch::Tensor& t) {
+  switch (t.scalar_type()) {
+    case torch::kFloat32: return "F32";
+    case torch::kFloat16: return "F16";
+    case torch::kBFloat16: return "BF16";
+    case torch::kInt64: return "I64";
+    case torch::kInt32: return "I32";
+    case torch::kInt8: return "I8";
+    case torch::kUInt8: return "U8";
+    case torch::kBool: return "BOOL";
+    default: return "";
+  }
+}
+
+}  // namespace
+
+void write_safetensors(const std::string& path, const std::vector<SafetensorsEntry>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  auto wfail = [&](const std::string& what) {
+    throw std::runtime_error("writing safetensors file '" + path + "': " + what);
+  };
+
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::vector<torch::Tensor> data;  // contiguous CPU copies, in write order
+  uint64_t offset = 0;
+  for (const auto& e : tensors) {
+    if (e.name.empty() || e.name == "__metadata__") wfail("invalid tensor name '" + e.name + "'");
+    if (header.contains(e.name)) wfail("tensor '" + e.name + "' given twice");
+    if (!e.tensor.defined()) wfail("tensor '" + e.name + "' is undefined");
+    const std::string natural = natural_dtype(e.tensor);
+    std::string dtype = e.dtype.empty() ? natural : e.dtype;
+    if (natural.empty())
+      wfail("tensor '" + e.name + "' has torch dtype " + std::string(c10::toString(e.tensor.scalar_type())) +
+            ", which safetensors writing does not support (supported: " + supported_dtypes() + ")");
+    if (dtype == "U32" ? natural != "I32" : dtype != natural)
+      wfail("tensor '" + e.name + "': dtype '" + dtype + "' does not fit its torch dtype " +
+            std::string(c10::toString(e.tensor.scalar_type())) + " (only U32 overrides, for an int32 tensor)");
+    torch::Tensor t = e.tensor.detach().to(torch::kCPU).contiguous();
+    if (dtype == "BOOL") t = t.to(torch::kUInt8);  // one byte each, 0 or 1
+    const uint64_t bytes = static_cast<uint64_t>(t.numel()) * t.element_size();
+    header[e.name] = {{"dtype", dtype}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    data.push_back(t);
+  }
+  std::string text = header.dump();
+  text.append((8 - (8 + text.size()) % 8) % 8, ' ');  // data buffer starts 8-byte aligned
+
+  namespace fs = std::filesystem;
+  const fs::path final_path(path);
+  if (final_path.has_parent_path() && !fs::is_directory(final_path.parent_path()))
+    wfail("folder '" + final_path.parent_path().string() + "' does not exist");
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) wfail("cannot create temporary file '" + tmp + "': " + std::strerror(errno));
+    const uint64_t n = text.size();
+    out.write(reinterpret_cast<const char*>(&n), 8);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    for (const auto& t : data)
+      out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
+    out.flush();
+    if (!out) {
+      out.close();
+      fs::remove(tmp);
+      wfail("write failed on '" + tmp + "' (disk full?)");
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, final_path, ec);
+  if (ec) {
+    fs::remove(tmp);
+    wfail("cannot rename '" + tmp + "' into place: " + ec.message());
+  }
+}
+
+}  // namespace bmos

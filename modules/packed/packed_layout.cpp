@@ -1,0 +1,174 @@
+#include "modules/packed/packed_layout.h"
+
+#include <algorithm>
+#include <cctype>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "kernels/packed_format.h"
+
+namespace bmos {
+
+namespace {
+
+int64_t dtype_size(const std::string& dtype) {
+  if (dtype == "U32" || dtype == "F32") return 4;
+  if (dtype == "F16" || dtype == "BF16") return 2;
+  if (dtype == "I8") return 1;
+  throw std::invalid_argument("packed layout: unknown dtype '" + dtype + "'");
+}
+
+bool is_float_dtype(const std::string& d) { return d == "F16" || d == "BF16" || d == "F32"; }
+
+}  // namespace
+
+std::string canonical_dtype(const std::string& text, const std::string& flag) {
+  std::string t = text;
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (t == "f16" || t == "float16" || t == "fp16") return "F16";
+  if (t == "bf16" || t == "bfloat16") return "BF16";
+  if (t == "f32" || t == "float32" || t == "fp32") return "F32";
+  throw std::invalid_argument(flag + " must be f16, bf16 or f32, got '" + text + "'");
+}
+
+nlohmann::json quantization_to_json(const PackedQuantization& q) {
+  return {{"method", q.method},
+          {"experts", q.experts},
+          {"format_version", packed::kFormatVersion},
+          {"bit_order", packed::kBitOrder},
+          {"scale_dtype", q.scale_dtype},
+          {"fp_dtype", q.fp_dtype},
+          {"embedding_bits", q.embedding_bits}};
+}
+
+PackedQuantization quantization_from_json(const nlohmann::json& j, const std::string& where) {
+  auto fail = [&](const std::string& what) -> void {
+    throw std::runtime_error(where + ": quantization." + what);
+  };
+  if (!j.is_object()) throw std::runtime_error(where + ": \"quantization\" must be a JSON object");
+  PackedQuantization q;
+  if (!j.contains("format_version") || !j["format_version"].is_number_integer())
+    fail("format_version is missing or not an integer: this file was not written by `bmos export`");
+  q.format_version = j["format_version"].get<int>();
+  if (q.format_version != packed::kFormatVersion)
+    fail("format_version is " + std::to_string(q.format_version) + ", but this build reads only format_version " +
+         std::to_string(packed::kFormatVersion) + ": re-export the checkpoint with this build's `bmos export`, or "
+         "use the binarymos version that wrote it");
+  q.bit_order = j.value("bit_order", "");
+  if (q.bit_order != packed::kBitOrder)
+    fail("bit_order is \"" + q.bit_order + "\", this build reads \"" + packed::kBitOrder + "\"");
+  q.method = j.value("method", "");
+  if (q.method != "binarymos" && q.method != "sign")
+    fail("method is \"" + q.method + "\"; packed models are \"binarymos\" or \"sign\"");
+  if (!j.contains("experts") || !j["experts"].is_number_integer() || j["experts"].get<int64_t>() < 1)
+    fail("experts must be an integer >= 1");
+  q.experts = j["experts"].get<int64_t>();
+  if (q.method == "sign" && q.experts != 1) fail("experts must be 1 for method \"sign\"");
+  for (auto [key, value] : {std::pair<const char*, std::string*>{"scale_dtype", &q.scale_dtype},
+                            std::pair<const char*, std::string*>{"fp_dtype", &q.fp_dtype}}) {
+    *value = j.value(key, "");
+    if (!is_float_dtype(*value)) fail(std::string(key) + " is \"" + *value + "\"; expected F16, BF16 or F32");
+  }
+  q.embedding_bits = j.value("embedding_bits", 16);
+  if (q.embedding_bits != 16 && q.embedding_bits != 8) fail("embedding_bits must be 16 or 8");
+  return q;
+}
+
+std::vector<LinearShape> decoder_linear_shapes(const LlamaConfig& c) {
+  const int64_t q = c.n_heads * c.head_dim(), kv = c.n_kv_heads * c.head_dim();
+  std::vector<LinearShape> out;
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    const std::string p = "layers." + std::to_string(i) + ".";
+    out.push_back({p + "attention.wq", c.dim, q});
+    out.push_back({p + "attention.wk", c.dim, kv});
+    out.push_back({p + "attention.wv", c.dim, kv});
+    out.push_back({p + "attention.wo", q, c.dim});
+    out.push_back({p + "feed_forward.w1", c.dim, c.hidden_dim});
+    out.push_back({p + "feed_forward.w2", c.hidden_dim, c.dim});
+    out.push_back({p + "feed_forward.w3", c.dim, c.hidden_dim});
+  }
+  return out;
+}
+
+int64_t PackedTensor::bytes() const {
+  int64_t n = dtype_size(dtype);
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
+std::vector<PackedTensor> packed_tensor_plan(const LlamaConfig& c, const PackedQuantization& q,
+                                             const std::map<std::string, PackedLayerSpec>& packed) {
+  std::vector<PackedTensor> plan;
+  auto embedding = [&](const std::string& name) {
+    if (q.embedding_bits == 8) {
+      plan.push_back({name + ".weight", {c.vocab_size, c.dim}, "I8"});
+      plan.push_back({name + ".weight_scale", {c.vocab_size}, q.scale_dtype});
+    } else {
+      plan.push_back({name + ".weight", {c.vocab_size, c.dim}, q.fp_dtype});
+    }
+  };
+  const std::vector<LinearShape> linears = decoder_linear_shapes(c);
+  size_t used = 0;
+  auto linear = [&](const LinearShape& l) {
+    auto it = packed.find(l.name);
+    if (it == packed.end()) {
+      plan.push_back({l.name + ".weight", {l.out, l.in}, q.fp_dtype});
+      return;
+    }
+    ++used;
+    const PackedLayerSpec& s = it->second;
+    plan.push_back({l.name + ".qweight", {l.out, packed::words_per_row(l.in)}, "U32"});
+    if (s.kind == "binarymos") {
+      plan.push_back({l.name + ".s_in", {s.experts, l.in}, q.scale_dtype});
+      plan.push_back({l.name + ".s_out", {s.experts, l.out}, q.scale_dtype});
+      if (s.experts > 1) plan.push_back({l.name + ".router", {s.experts, l.in}, q.scale_dtype});
+    } else if (s.kind == "sign") {
+      plan.push_back({l.name + ".scale", {l.out}, q.scale_dtype});
+    } else {
+      throw std::invalid_argument("packed layout: layer '" + l.name + "' has unknown kind '" + s.kind + "'");
+    }
+    if (s.bias) plan.push_back({l.name + ".bias", {l.out}, q.fp_dtype});
+  };
+
+  embedding("tok_embeddings");
+  size_t next = 0;
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    const std::string p = "layers." + std::to_string(i) + ".";
+    plan.push_back({p + "attention_norm.weight", {c.dim}, q.fp_dtype});
+    for (int k = 0; k < 4; ++k) linear(linears[next++]);
+    plan.push_back({p + "ffn_norm.weight", {c.dim}, q.fp_dtype});
+    for (int k = 0; k < 3; ++k) linear(linears[next++]);
+  }
+  plan.push_back({"norm.weight", {c.dim}, q.fp_dtype});
+  if (!c.tie_embeddings) embedding("output");
+  if (used != packed.size()) {
+    for (const auto& [name, spec] : packed) {
+      const bool known =
+          std::any_of(linears.begin(), linears.end(), [&](const LinearShape& l) { return l.name == name; });
+      if (!known) throw std::invalid_argument("packed layout: '" + name + "' is not a decoder linear of this config");
+    }
+  }
+  return plan;
+}
+
+std::map<std::string, PackedLayerSpec> all_linears_packed(const LlamaConfig& c, const PackedQuantization& q) {
+  std::map<std::string, PackedLayerSpec> out;
+  for (const auto& l : decoder_linear_shapes(c)) out[l.name] = {q.method, q.method == "sign" ? 1 : q.experts, false};
+  return out;
+}
+
+int64_t payload_bytes(const std::vector<PackedTensor>& plan) {
+  int64_t n = 0;
+  for (const auto& t : plan) n += t.bytes();
+  return n;
+}
+
+int64_t fp_model_params(const LlamaConfig& c) {
+  int64_t n = c.vocab_size * c.dim * (c.tie_embeddings ? 1 : 2) + c.dim;  // embeddings (+ head), final norm
+  n += c.n_layers * 2 * c.dim;                                            // attention_norm, ffn_norm
+  for (const auto& l : decoder_linear_shapes(c)) n += l.in * l.out;
+  return n;
+}
+
+}  // namespace bmos

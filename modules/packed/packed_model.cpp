@@ -1,0 +1,147 @@
+#include "modules/packed/packed_model.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "modules/io/hf_llama.h"
+#include "modules/packed/packed_binarymos_linear.h"
+#include "modules/io/safetensors.h"
+
+namespace bmos {
+
+namespace fs = std::filesystem;
+
+torch::ScalarType torch_float_dtype(const std::string& dtype) {
+  if (dtype == "F16") return torch::kFloat16;
+  if (dtype == "BF16") return torch::kBFloat16;
+  if (dtype == "F32") return torch::kFloat32;
+  throw std::invalid_argument("not a float safetensors dtype: '" + dtype + "'");
+}
+
+torch::Tensor round_to_dtype(const torch::Tensor& t, const std::string& dtype) {
+  return t.detach().to(torch_float_dtype(dtype)).to(torch::kFloat32);
+}
+
+std::pair<torch::Tensor, torch::Tensor> quantize_rows_int8(const torch::Tensor& w, const std::string& scale_dtype) {
+  TORCH_CHECK(w.dim() == 2, "quantize_rows_int8: expected (rows, cols), got ", w.sizes());
+  const torch::Tensor wf = w.detach().to(torch::kFloat32);
+  torch::Tensor scale = round_to_dtype(wf.abs().amax(1) / 127.0, scale_dtype);  // (R)
+  scale = torch::where(scale > 0, scale, torch::ones_like(scale));                // an all-zero row: codes 0
+  const torch::Tensor codes = torch::round(wf / scale.unsqueeze(1)).clamp(-127, 127).to(torch::kInt8);
+  return {codes, scale};
+}
+
+torch::Tensor dequantize_rows_int8(const torch::Tensor& codes, const torch::Tensor& scale) {
+  return codes.to(torch::kFloat32) * scale.to(torch::kFloat32).unsqueeze(1);
+}
+
+namespace {
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::ostringstream m;
+  m << torch::IntArrayRef(s);
+  return m.str();
+}
+
+}  // namespace
+
+PackedModel load_packed_model(const std::string& dir) {
+  const fs::path root(dir);
+  const std::string config_path = (root / "config.json").string();
+  std::ifstream in(config_path);
+  if (!in) throw std::runtime_error(config_path + ": missing (an exported model folder holds config.json, "
+                                                  "model.safetensors and the tokenizer; make one with `bmos export`)");
+  nlohmann::json cj;
+  try {
+    cj = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(config_path + ": not valid JSON: " + e.what());
+  }
+  if (!cj.is_object() || !cj.contains("quantization"))
+    throw std::runtime_error(config_path + ": no \"quantization\" section: not an exported packed model");
+  PackedModel out;
+  out.quantization = quantization_from_json(cj["quantization"], config_path);
+  const PackedQuantization& q = out.quantization;
+  const LlamaConfig config = llama_config_from_hf_json(cj, config_path);
+
+  const SafetensorsFile file((root / "model.safetensors").string());
+  auto fail = [&](const std::string& what) -> void { throw std::runtime_error(file.path() + ": " + what); };
+
+  // Which linears are packed, read from the tensors present; checked against the quantization section.
+  std::map<std::string, PackedLayerSpec> packed;
+  for (const auto& l : decoder_linear_shapes(config)) {
+    if (!file.contains(l.name + ".qweight")) continue;
+    PackedLayerSpec s;
+    s.kind = file.contains(l.name + ".scale") ? "sign" : "binarymos";
+    if (s.kind == "binarymos" && !file.contains(l.name + ".s_out"))
+      fail("layer '" + l.name + "' has a qweight but neither s_out (BinaryMoS) nor scale (Sign)");
+    s.experts = s.kind == "sign" ? 1 : file.info(l.name + ".s_out").shape.at(0);
+    s.bias = file.contains(l.name + ".bias");
+    if (s.kind != q.method)
+      fail("layer '" + l.name + "' is stored as " + s.kind + " but config.json says quantization.method \"" +
+           q.method + "\"");
+    if (s.kind == "binarymos" && s.experts != q.experts)
+      fail("layer '" + l.name + "' has " + std::to_string(s.experts) + " experts but config.json says " +
+           std::to_string(q.experts));
+    packed[l.name] = s;
+  }
+  const std::vector<PackedTensor> plan = packed_tensor_plan(config, q, packed);
+  std::set<std::string> planned;
+  for (const auto& t : plan) {
+    planned.insert(t.name);
+    if (!file.contains(t.name))
+      fail("no tensor '" + t.name + "' (expected " + t.dtype + " " + shape_text(t.shape) + ")");
+    const SafetensorsInfo& info = file.info(t.name);
+    if (info.shape != t.shape || info.dtype != t.dtype)
+      fail("tensor '" + t.name + "' is " + info.dtype + " " + shape_text(info.shape) + ", expected " + t.dtype + " " +
+           shape_text(t.shape) + " (config: " + config.describe() + ")");
+  }
+  for (const auto& name : file.names())
+    if (!planned.count(name)) fail("tensor '" + name + "' has no place in a packed model of this config");
+
+  torch::NoGradGuard no_grad;
+  Llama model(config);
+  auto load_opt = [&](const std::string& name) {
+    return file.contains(name) ? file.load_float(name) : torch::Tensor();
+  };
+  for (const auto& l : decoder_linear_shapes(config)) {
+    auto it = packed.find(l.name);
+    if (it == packed.end()) {
+      auto fp = std::dynamic_pointer_cast<FpLinearImpl>(model->get_linear(l.name));
+      fp->weight.copy_(file.load_float(l.name + ".weight"));
+      continue;
+    }
+    const torch::Tensor bits = file.load(l.name + ".qweight");  // U32 words as int32
+    if (it->second.kind == "sign") {
+      model->set_linear(l.name, PackedBinaryMoSLinearImpl::sign(bits, l.in, file.load_float(l.name + ".scale"),
+                                                                 load_opt(l.name + ".bias")));
+    } else {
+      model->set_linear(l.name, std::make_shared<PackedBinaryMoSLinearImpl>(
+                                    bits, l.in, load_opt(l.name + ".router"), file.load_float(l.name + ".s_in"),
+                                    file.load_float(l.name + ".s_out"), load_opt(l.name + ".bias")));
+    }
+    ++out.packed_layers;
+  }
+  auto embedding = [&](const std::string& name) {
+    if (q.embedding_bits == 8)
+      return dequantize_rows_int8(file.load(name + ".weight"), file.load_float(name + ".weight_scale"));
+    return file.load_float(name + ".weight");
+  };
+  model->tok_embeddings->weight.copy_(embedding("tok_embeddings"));
+  if (model->output) std::dynamic_pointer_cast<FpLinearImpl>(model->output)->weight.copy_(embedding("output"));
+  for (auto& p : model->named_parameters()) {  // attention_norm, ffn_norm, norm
+    const std::string& name = p.key();
+    if (name.find("norm.weight") != std::string::npos) p.value().copy_(file.load_float(name));
+  }
+  for (auto& p : model->parameters()) p.set_requires_grad(false);
+  model->eval();
+  out.model = model;
+  return out;
+}
+
+}  // namespace bmos

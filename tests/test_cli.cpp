@@ -1,0 +1,71 @@
+// The bmos command line as a user meets it: each subcommand's --help lists its own flags only, a flag of another
+// subcommand is refused by name, and paths the source tree used to supply are now flags with errors naming them.
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include "tests/test_util.h"
+
+namespace bmos {
+namespace {
+
+struct CliRun {
+  int status = -1;
+  std::string output;  // stdout and stderr
+};
+
+CliRun bmos(const std::string& args) {
+  const std::string cmd = "OMP_WAIT_POLICY=PASSIVE " + test::build_dir() + "/bmos " + args + " 2>&1";
+  CliRun r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  for (size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;) r.output.append(buf.data(), n);
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  std::printf("$ bmos %s -> %d\n%s", args.c_str(), r.status, r.output.c_str());
+  return r;
+}
+
+TEST(Cli, HelpOfASubcommandListsItsOwnFlagsOnly) {
+  const CliRun eval = bmos("eval --help");
+  EXPECT_EQ(eval.status, 0);
+  for (const char* own : {"-ppl", "-tasks_dir", "-json", "-model", "-device", "-threads"}) EXPECT_HAS(eval.output, own);
+  for (const char* other : {"-prompt", "-resume", "-checkpoint", "-rebuild", "-gen_seed", "-top_p"})
+    EXPECT_EQ(eval.output.find(other), std::string::npos) << other << " is not a flag of eval";
+  const CliRun gen = bmos("generate --help");
+  EXPECT_HAS(gen.output, "-prompt");
+  EXPECT_EQ(gen.output.find("-tasks_dir"), std::string::npos);
+  const CliRun top = bmos("--help");
+  EXPECT_EQ(top.status, 0);
+  for (const char* sub : {"generate", "data", "train", "eval", "export"}) EXPECT_HAS(top.output, std::string("bmos ") + sub);
+}
+
+TEST(Cli, AFlagOfAnotherSubcommandIsRefusedByName) {
+  const CliRun r = bmos("generate --model x --json out.json");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_HAS(r.output, "--json is not a flag of 'generate'");
+  const CliRun t = bmos("train job.yaml --device cuda");  // the job's run.device says where a job trains
+  EXPECT_EQ(t.status, 2);
+  EXPECT_HAS(t.output, "--device is not a flag of 'train'");
+}
+
+TEST(Cli, EvalNamesTheFlagForEveryPathItNeeds) {
+  const std::string dir = test::temp_dir("cli_eval");
+  EXPECT_HAS(bmos("eval --model " + dir).output, "nothing to evaluate: pass --ppl NAME=FILE");
+  EXPECT_HAS(bmos("eval --model " + dir + " --ppl wikitext2").output, "--ppl wikitext2 needs a file: wikitext2=");
+  EXPECT_HAS(bmos("eval --model " + dir + " --tasks piqa").output, "pass --tasks_dir DIR");
+  EXPECT_HAS(bmos("eval --model " + dir + " --tasks piqa --tasks_dir " + dir + "/none").output,
+             "--tasks_dir: folder '" + dir + "/none' not found");
+}
+
+TEST(Cli, ARunFolderWithoutACheckpointIsNamed) {
+  const std::string dir = test::temp_dir("cli_run_folder");
+  std::filesystem::create_directories(dir + "/run/checkpoints");
+  const CliRun r = bmos("generate --model " + dir + "/run --prompt hi");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_HAS(r.output, dir + "/run: a run folder without a complete checkpoint yet");
+}
+
+}  // namespace
+}  // namespace bmos

@@ -1,0 +1,116 @@
+#include "trainer/checkpoint/checkpoint.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+#include "modules/io/model_files.h"
+#include "modules/io/model_format.h"
+#include "modules/io/safetensors.h"
+
+namespace bmos {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string step_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step_%08lld", static_cast<long long>(step));
+  return buf;
+}
+
+std::vector<fs::path> complete_checkpoints(const std::string& root) {
+  std::vector<fs::path> out;
+  if (!fs::is_directory(root)) return out;
+  for (const auto& e : fs::directory_iterator(root)) {
+    const std::string n = e.path().filename().string();
+    if (e.is_directory() && n.rfind("step_", 0) == 0 && fs::exists(e.path() / kCheckpointMarker)) out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+std::string save_checkpoint(const std::string& root, const TrainState& state, Llama& model,
+                            torch::optim::Optimizer& optimizer, const std::string& job_text, int keep) {
+  const fs::path final_dir = fs::path(root) / step_name(state.step);
+  const fs::path tmp = fs::path(root) / (".tmp-" + step_name(state.step));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  save_model_files(tmp.string(), model);
+  torch::save(optimizer, (tmp / "optimizer.pt").string());
+  torch::save(at::detail::getDefaultCPUGenerator().get_state(), (tmp / "rng.pt").string());
+  std::ofstream(tmp / "job.yaml") << job_text;
+  const json meta = {{"format", "bmos-checkpoint"}, {"version", kCheckpointVersion}, {"step", state.step},
+                     {"tokens", state.tokens},      {"job_hash", state.job_hash},   {"data_cursor", state.data_cursor},
+                     {"metrics", state.metrics}};
+  std::ofstream(tmp / kCheckpointMarker) << meta.dump(2) << "\n";  // the marker: written last
+  fs::remove_all(final_dir);
+  fs::rename(tmp, final_dir);
+  auto all = complete_checkpoints(root);
+  for (size_t i = 0; i + keep < all.size(); ++i) fs::remove_all(all[i]);
+  return final_dir.string();
+}
+
+std::string newest_checkpoint(const std::string& root) {
+  const auto all = complete_checkpoints(root);
+  return all.empty() ? "" : all.back().string();
+}
+
+std::string resolve_model_path(const std::string& path) {
+  const fs::path root = fs::path(path) / "checkpoints";
+  if (!fs::is_directory(root) || fs::exists(fs::path(path) / kCheckpointMarker)) return path;
+  const std::string newest = newest_checkpoint(root.string());
+  if (newest.empty()) throw std::runtime_error(path + ": a run folder without a complete checkpoint yet");
+  return newest;
+}
+
+TrainState read_train_state(const std::string& dir) {
+  const fs::path p = fs::path(dir) / kCheckpointMarker;
+  std::ifstream in(p);
+  if (!in) throw std::runtime_error(p.string() + ": missing (not a training checkpoint)");
+  json meta;
+  try {
+    meta = json::parse(in);
+  } catch (const json::exception& e) {
+    throw std::runtime_error(p.string() + ": not valid JSON: " + e.what());
+  }
+  if (meta.value("format", "") != "bmos-checkpoint" || meta.value("version", -1) != kCheckpointVersion)
+    throw std::runtime_error(p.string() + ": not a version-" + std::to_string(kCheckpointVersion) +
+                             " bmos checkpoint (format/version fields)");
+  TrainState s;
+  s.step = meta.at("step");
+  s.tokens = meta.at("tokens");
+  s.job_hash = meta.at("job_hash");
+  s.data_cursor = meta.at("data_cursor");
+  s.metrics = meta.value("metrics", json::object());
+  return s;
+}
+
+TrainState load_checkpoint(const std::string& dir, Llama& model, torch::optim::Optimizer& optimizer) {
+  TrainState s = read_train_state(dir);
+  Llama saved = load_model_files(dir);
+  {
+    torch::NoGradGuard no_grad;
+    auto src = saved->named_parameters();
+    for (auto& p : model->named_parameters()) {
+      const torch::Tensor* t = src.find(p.key());
+      if (!t || t->sizes() != p.value().sizes())
+        throw std::runtime_error(dir + ": checkpoint does not fit the job's model at '" + p.key() + "'");
+      p.value().copy_(*t);
+    }
+  }
+  torch::load(optimizer, (fs::path(dir) / "optimizer.pt").string());
+  torch::Tensor rng;
+  torch::load(rng, (fs::path(dir) / "rng.pt").string());
+  at::Generator gen = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
+  gen.set_state(rng);
+  return s;
+}
+
+}  // namespace bmos

@@ -1,0 +1,21 @@
+// Flags shared by several subcommands (defined once in cli_flags.cpp; trainer/cli/main.cpp says which subcommand reads
+// which). Subcommand-only flags live in their cmd file.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <gflags/gflags.h>
+
+DECLARE_string(model);      // model path: llama2.c .bin, HF folder, training checkpoint or exported packed folder
+DECLARE_string(tokenizer);  // tokenizer path (.model, tokenizer.bin, GPT-2 folder/tokenizer.json)
+DECLARE_int32(threads);     // CPU threads (0 = all cores)
+DECLARE_string(device);     // cpu | cuda
+DECLARE_uint64(seed);       // RNG seed
+
+namespace bmos {
+
+// "a,b,,c" -> {"a", "b", "c"}: the list flags (--ppl, --tasks, --size_report).
+std::vector<std::string> split_commas(const std::string& s);
+
+}  // namespace bmos

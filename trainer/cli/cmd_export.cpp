@@ -1,0 +1,103 @@
+// bmos export: a training checkpoint -> the packed deployable folder (trainer/export/export.h), or the size arithmetic.
+//   bmos export --checkpoint DIR --out DIR [--scale_dtype f16|bf16|f32] [--fp_dtype f16|bf16|f32]
+//               [--embedding_bits 16|8] [--tokenizer PATH] [--sample_sequences N] [--sample_len N]
+//       DIR: a checkpoint folder, or a run folder (runs/<name>: its newest checkpoint)
+//   bmos export --size_report llama2-7b,llama2-13b [--experts 4] [--scale_dtype ...] [--fp_dtype ...]
+//               [--embedding_bits 16|8]
+//       sizes from shapes alone, no weights (trainer/export/export_size.h)
+#include <cstdio>
+#include <filesystem>
+#include <stdexcept>
+
+#include <ATen/Parallel.h>
+
+#include "modules/io/model_loader.h"
+#include "modules/threads.h"
+#include "trainer/checkpoint/checkpoint.h"
+#include "trainer/cli/cli_flags.h"
+#include "trainer/cli/commands.h"
+#include "trainer/export/export.h"
+#include "trainer/export/export_size.h"
+#include "trainer/job/job_config.h"
+
+DEFINE_string(checkpoint, "", "checkpoint folder, or run folder (its newest checkpoint)");
+DEFINE_string(out, "", "output folder (an earlier export there is replaced)");
+DEFINE_string(scale_dtype, "f16", "dtype of scales and router: f16 | bf16 | f32");
+DEFINE_string(fp_dtype, "f16", "dtype of everything kept full precision (embeddings, head, norms): "
+                               "f16 | bf16 | f32");
+DEFINE_int32(embedding_bits, 16, "16 = embeddings/head in --fp_dtype; 8 = int8 with one scale per row");
+DEFINE_int64(sample_sequences, 4, "sequences sampled from the model for the per-layer error report");
+DEFINE_int64(sample_len, 64, "positions per sampled sequence");
+DEFINE_string(size_report, "", "print exported sizes for these model shapes (comma list of llama2-7b, "
+                               "llama2-13b, llama-7b, llama-13b, stories260k) from shapes alone, and exit");
+DEFINE_int32(experts, 4, "--size_report: BinaryMoS experts E");
+
+namespace bmos {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+int size_report() {
+  PackedQuantization q;
+  q.method = "binarymos";
+  q.experts = FLAGS_experts;
+  q.scale_dtype = canonical_dtype(FLAGS_scale_dtype, "--scale_dtype");
+  q.fp_dtype = canonical_dtype(FLAGS_fp_dtype, "--fp_dtype");
+  if (FLAGS_embedding_bits != 16 && FLAGS_embedding_bits != 8)
+    throw std::invalid_argument("--embedding_bits must be 16 or 8");
+  q.embedding_bits = FLAGS_embedding_bits;
+  std::vector<ShapeSize> sizes;
+  for (const auto& name : split_commas(FLAGS_size_report))
+    sizes.push_back(size_from_shapes(name, llama_shape_preset(name), q));
+  std::printf("%s", format_size_report(sizes, q).c_str());
+  return 0;
+}
+
+// The tokenizer beside the checkpoint, else the one its job.yaml names (when that file exists), else "".
+std::string checkpoint_tokenizer(const std::string& model_dir) {
+  std::string tok = find_tokenizer_near(model_dir);
+  if (!tok.empty()) return tok;
+  const fs::path job = fs::path(model_dir) / "job.yaml";
+  if (!fs::exists(job)) return "";
+  try {
+    const JobConfig j = load_job(job.string());
+    if (fs::is_regular_file(j.tokenizer.path)) return j.tokenizer.path;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "[export] %s: could not read its tokenizer path (%s)\n", job.c_str(), e.what());
+  }
+  return "";
+}
+
+}  // namespace
+
+int cmd_export(const std::vector<std::string>& args) {
+  if (!args.empty())
+    throw std::invalid_argument("unexpected argument '" + args[0] + "' (use --checkpoint DIR --out DIR)");
+  if (!FLAGS_size_report.empty()) return size_report();
+  if (FLAGS_checkpoint.empty() || FLAGS_out.empty())
+    throw std::invalid_argument("--checkpoint DIR and --out DIR are required (or --size_report llama2-7b,...)");
+  if (FLAGS_threads > 0) set_compute_threads(FLAGS_threads);
+  LoadedModel loaded = load_model(resolve_model_path(FLAGS_checkpoint));  // a run folder: its newest checkpoint
+  const std::string& dir = loaded.path;
+  if (loaded.format == "packed") throw std::invalid_argument(dir + " is already an exported packed model");
+  if (loaded.format != "checkpoint")
+    throw std::invalid_argument(dir + " is a full-precision " + loaded.format +
+                                " model: there is nothing to pack; export a checkpoint of a BinaryMoS run "
+                                "(runs/<name> or runs/<name>/checkpoints/step_N)");
+  ExportOptions o;
+  o.scale_dtype = FLAGS_scale_dtype;
+  o.fp_dtype = FLAGS_fp_dtype;
+  o.embedding_bits = FLAGS_embedding_bits;
+  o.sample_sequences = FLAGS_sample_sequences;
+  o.sample_len = FLAGS_sample_len;
+  o.seed = FLAGS_seed;
+  o.tokenizer = FLAGS_tokenizer.empty() ? checkpoint_tokenizer(dir) : FLAGS_tokenizer;
+  std::fprintf(stderr, "[export] %s (%s), %d threads\n", dir.c_str(),
+               loaded.model->config.describe().c_str(), at::get_num_threads());
+  const ExportReport report = export_packed(loaded.model, FLAGS_out, o);
+  std::printf("%s", report.text().c_str());
+  return 0;
+}
+
+}  // namespace bmos

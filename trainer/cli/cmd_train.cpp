@@ -1,0 +1,43 @@
+// bmos train JOB.yaml [--resume]
+#include <cstdio>
+#include <sstream>
+#include <stdexcept>
+
+#include "trainer/cli/cli_flags.h"
+#include "trainer/cli/commands.h"
+#include "trainer/trainer.h"
+
+DEFINE_bool(resume, false, "continue from the newest checkpoint of the run");
+DEFINE_string(set, "", "job overrides 'key.path=value; key.path=value' applied before parsing, e.g. "
+                       "'quant.experts=2; run.out_dir=runs/e2' (the run's job.yaml records the result)");
+
+namespace bmos {
+
+int cmd_train(const std::vector<std::string>& args) {
+  if (args.size() != 1) throw std::invalid_argument("usage: bmos train JOB.yaml [--resume] [--set 'k.p=v; ...']");
+  std::vector<std::string> overrides;
+  std::stringstream ss(FLAGS_set);
+  for (std::string o; std::getline(ss, o, ';');) {
+    o.erase(0, o.find_first_not_of(" \t"));
+    o.erase(o.find_last_not_of(" \t") + 1);
+    if (!o.empty()) overrides.push_back(o);
+  }
+  JobConfig job = load_job(args[0], overrides);
+  if (FLAGS_threads > 0) job.run.threads = FLAGS_threads;  // the command line wins over run.threads
+  Trainer trainer(std::move(job), FLAGS_resume);
+  const TrainSummary s = trainer.train();
+  std::printf("trained %lld steps, %lld tokens in %.1f s (%.0f tokens/s)%s\n", (long long)s.steps, (long long)s.tokens,
+              s.seconds, s.tokens_per_second, s.interrupted ? " [interrupted]" : "");
+  for (const auto& [name, ppl] : s.student_ppl) {
+    auto t = s.teacher_ppl.find(name);
+    if (t != s.teacher_ppl.end())
+      std::printf("%-12s teacher ppl %10.4f   student ppl %10.4f   ratio %.3f\n", name.c_str(), t->second, ppl,
+                  ppl / t->second);
+    else
+      std::printf("%-12s ppl %10.4f\n", name.c_str(), ppl);
+  }
+  std::printf("checkpoint: %s\n", s.checkpoint.c_str());
+  return s.interrupted ? 130 : 0;
+}
+
+}  // namespace bmos

@@ -1,0 +1,121 @@
+// bmos: the one binary. `bmos <subcommand> [args] [--flags]`.
+// Flags stop here: each subcommand (trainer/cli/cmd_*.cpp) defines its own flags in its own file, reads the few
+// shared ones it names below (cli_flags.h), and turns them into option structs for the library. A flag of another
+// subcommand is an error, and `bmos SUBCOMMAND --help` lists only that subcommand's flags.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+
+#include "trainer/cli/commands.h"
+
+DECLARE_bool(help);
+DECLARE_bool(helpshort);
+
+namespace {
+
+struct Subcommand {
+  const char* name;
+  int (*run)(const std::vector<std::string>&);
+  const char* usage;
+  const char* file;                 // the file that defines its own flags
+  std::vector<std::string> shared;  // the shared flags (cli_flags.cpp) it reads
+};
+
+const std::vector<Subcommand>& subcommands() {
+  static const std::vector<Subcommand> all = {
+      {"generate", bmos::cmd_generate,
+       "generate --model PATH [--tokenizer PATH] --prompt TEXT [--steps N] [--temperature T] [--top_p P] [--seed S]",
+       "cmd_generate.cpp", {"model", "tokenizer", "threads", "seed"}},
+      {"data", bmos::cmd_data, "data prepare JOB.yaml [--rebuild] | data generate JOB.yaml [--gen_seed S ...]",
+       "cmd_data.cpp", {"threads"}},
+      {"train", bmos::cmd_train, "train JOB.yaml [--resume] [--set 'key.path=value; ...']", "cmd_train.cpp",
+       {"threads"}},
+      {"eval", bmos::cmd_eval,
+       "eval JOB.yaml | eval --model PATH [--tokenizer PATH] [--ppl NAME=FILE,...] [--tasks all --tasks_dir DIR] "
+       "[--json FILE]",
+       "cmd_eval.cpp", {"model", "tokenizer", "threads", "device"}},
+      {"export", bmos::cmd_export, "export --checkpoint DIR --out DIR | export --size_report llama2-7b,...",
+       "cmd_export.cpp", {"tokenizer", "threads", "seed"}},
+  };
+  return all;
+}
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+bool is_cli_flag(const gflags::CommandLineFlagInfo& f) { return f.filename.find("trainer/cli/") != std::string::npos; }
+
+bool belongs_to(const gflags::CommandLineFlagInfo& f, const Subcommand& s) {
+  return ends_with(f.filename, std::string("/") + s.file) ||
+         std::find(s.shared.begin(), s.shared.end(), f.name) != s.shared.end();
+}
+
+std::string usage_text() {
+  std::string u = "binarymos: 1-bit LLMs with BinaryMoS.\nusage:\n";
+  for (const auto& s : subcommands()) u += std::string("  bmos ") + s.usage + "\n";
+  u += "the flags of one subcommand: bmos SUBCOMMAND --help";
+  return u;
+}
+
+void print_help(const Subcommand& s) {
+  std::printf("usage: bmos %s\n\nflags:\n", s.usage);
+  std::vector<gflags::CommandLineFlagInfo> flags;
+  gflags::GetAllFlags(&flags);
+  for (const auto& f : flags)
+    if (is_cli_flag(f) && belongs_to(f, s)) std::printf("%s", gflags::DescribeOneFlag(f).c_str());
+}
+
+// A flag set on the command line that the subcommand does not read is an error, never silently ignored.
+bool check_flags(const Subcommand& s) {
+  std::vector<gflags::CommandLineFlagInfo> flags;
+  gflags::GetAllFlags(&flags);
+  bool ok = true;
+  for (const auto& f : flags) {
+    if (f.is_default || !is_cli_flag(f) || belongs_to(f, s)) continue;
+    std::fprintf(stderr, "bmos %s: --%s is not a flag of '%s' (bmos %s --help lists its flags)\n", s.name,
+                 f.name.c_str(), s.name, s.name);
+    ok = false;
+  }
+  return ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage(usage_text());
+  gflags::ParseCommandLineNonHelpFlags(&argc, &argv, /*remove_flags=*/true);
+  FLAGS_logtostderr = true;
+  google::InitGoogleLogging(argv[0]);
+  const Subcommand* sub = nullptr;
+  if (argc >= 2)
+    for (const auto& s : subcommands())
+      if (argv[1] == std::string(s.name)) sub = &s;
+  if (FLAGS_help || FLAGS_helpshort) {
+    if (sub) print_help(*sub);
+    else std::printf("%s\n", usage_text().c_str());
+    return 0;
+  }
+  gflags::HandleCommandLineHelpFlags();  // --helpfull, --version, ...
+  if (argc < 2) {
+    std::fprintf(stderr, "%s\n", usage_text().c_str());
+    return 2;
+  }
+  if (!sub) {
+    std::fprintf(stderr, "bmos: unknown subcommand '%s'\n%s\n", argv[1], usage_text().c_str());
+    return 2;
+  }
+  if (!check_flags(*sub)) return 2;
+  try {
+    return sub->run(std::vector<std::string>(argv + 2, argv + argc));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bmos %s: error: %s\n", sub->name, e.what());
+    return 1;
+  }
+}

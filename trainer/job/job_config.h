@@ -1,0 +1,133 @@
+// A job file (YAML) as plain structs. Parsed once, at the edge, by load_job (job_config.cpp): the rest of the code
+// never sees YAML. Unknown keys and wrong types are errors naming the file and the key path (e.g. "train.lr").
+// Relative paths in the file are relative to the directory bmos runs from (the repository root for configs/), as in
+// DESIGN.md's example `path: ../shared/data/...`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/data_spec.h"
+
+namespace bmos {
+
+struct RunConfig {
+  std::string name;             // run.name             e.g. stories260k-e4
+  std::string out_dir;          // run.out_dir          default runs/<name> (relative to the current directory)
+  uint64_t seed = 42;           // run.seed
+  std::string device = "cpu";   // run.device           cpu | cuda
+  int threads = 0;              // run.threads          0 = all cores
+};
+
+struct ModelSource {
+  std::string format = "auto";  // teacher.format       auto | llama2c | hf | checkpoint | random
+  std::string path;             // teacher.path         file or folder; empty with format: random
+  // teacher.init (format: random only): a fresh model to pretrain with quant.method none
+  int64_t dim = 0, hidden_dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, max_seq_len = 0;
+};
+
+struct TokenizerConfig {
+  std::string kind = "auto";    // tokenizer.kind       auto | sentencepiece | llama2c | gpt2
+  std::string path;             // tokenizer.path
+  bool add_bos = true;          // tokenizer.add_bos    BOS before every document
+  bool add_eos = true;          // tokenizer.add_eos    EOS after every document (the separator in packed blocks)
+};
+
+struct QuantConfig {
+  std::string method = "binarymos";  // quant.method   binarymos | sign | none
+  int experts = 4;                   // quant.experts  E (1 = OneBit)
+  std::vector<std::string> layers = {"layers.*.attention.*", "layers.*.feed_forward.*"};  // quant.layers
+  std::string init = "svd";          // quant.init     svd | power (power iteration, for large matrices)
+};
+
+
+struct DataConfig {
+  int64_t seq_len = 2048;            // data.seq_len
+  std::string cache_dir;             // data.cache_dir   default <run.out_dir>/../data-cache (shards are shared by runs)
+  std::vector<DataSource> sources;   // data.sources
+};
+
+struct GenerateConfig {              // teacher-generated corpus (bmos data generate)
+  std::string out;                   // generate.out          output corpus file (text, one document per line)
+  int64_t count = 0;                 // generate.count        number of documents
+  int64_t max_tokens = 256;          // generate.max_tokens   per document
+  double temperature = 1.0;          // generate.temperature
+  double top_p = 0.9;                // generate.top_p
+  uint64_t seed = 1;                 // generate.seed
+  int64_t batch = 64;                // generate.batch        documents sampled together
+};
+
+struct TrainConfig {
+  int64_t tokens = 0;                // train.tokens       token budget (steps = tokens / (batch*seq_len*accum))
+  int64_t steps = 0;                 // train.steps        alternative to tokens
+  int64_t batch_size = 8;            // train.batch_size
+  int64_t grad_accum = 1;            // train.grad_accum
+  double lr = 2e-4;                  // train.lr           latent weights (and everything without its own lr)
+  double lr_scales = 0;              // train.lr_scales    S_in/S_out (0 = lr)
+  double lr_router = 0;              // train.lr_router    router (0 = lr)
+  double weight_decay = 0.0;         // train.weight_decay
+  double beta1 = 0.9, beta2 = 0.999; // train.betas        [b1, b2]
+  double warmup_ratio = 0.03;        // train.warmup_ratio
+  std::string schedule = "cosine";   // train.schedule     cosine | linear | constant
+  double min_lr_ratio = 0.0;         // train.min_lr_ratio floor of the decay, as a fraction of lr
+  double clip = 1.0;                 // train.clip         global grad-norm clip (0 = off)
+  int log_every = 10;                // train.log_every
+};
+
+struct DistillConfig {
+  double kl = 1.0;                   // distill.kl           weight of KL(teacher || student)
+  double hidden_mse = 10.0;          // distill.hidden_mse   weight of sum over layers of hidden-state MSE
+  double ce = 0.0;                   // distill.ce           weight of next-token cross-entropy
+  double temperature = 1.0;          // distill.temperature
+};
+
+struct PplSet {
+  std::string name;                  // eval.ppl[i].name   wikitext2 | c4 | text (any name)
+  std::string file;                  // eval.ppl[i].file
+  std::string format = "wikitext";   // eval.ppl[i].format wikitext (lines joined "\n\n") | c4 (jsonl, seeded sampler) | text
+  int64_t seq_len = 2048;            // eval.ppl[i].seq_len
+  int64_t windows = 0;               // eval.ppl[i].windows  0 = protocol default (all, or 256 for c4)
+};
+
+struct EvalConfig {
+  int64_t every = 0;                 // eval.every   steps between evaluations during training (0 = only at the end)
+  std::vector<PplSet> ppl;           // eval.ppl
+  std::vector<std::string> tasks;    // eval.tasks   piqa, winogrande, hellaswag, arc_easy, arc_challenge, boolq
+  std::string tasks_dir;             // eval.tasks_dir  folder with the task files (../shared/data/tasks layout)
+  int64_t limit = 0;                 // eval.limit   per task (0 = all)
+};
+
+struct CheckpointConfig {
+  int64_t every = 500;               // checkpoint.every  steps
+  int keep = 3;                      // checkpoint.keep   newest K kept
+};
+
+struct JobConfig {
+  std::string file;                  // the job file's path
+  std::string text;                  // its resolved contents, saved in the run folder
+  RunConfig run;
+  ModelSource teacher;
+  TokenizerConfig tokenizer;
+  QuantConfig quant;
+  DataConfig data;
+  GenerateConfig generate;
+  TrainConfig train;
+  DistillConfig distill;
+  EvalConfig eval;
+  CheckpointConfig checkpoint;
+};
+
+// Throws std::runtime_error "FILE: KEY.PATH: what is wrong (hint)" for a missing file, bad YAML (with line),
+// an unknown key, a wrong type or an invalid value.
+// `overrides` are "key.path=value" (value in YAML: 2, 1.0e-3, runs/x, [a, b]) applied before parsing, e.g.
+// quant.experts=2; the job's text (job.yaml of the run, the resume hash) is then the YAML with them applied.
+JobConfig load_job(const std::string& path, const std::vector<std::string>& overrides = {});
+// The job text with overrides applied (errors name the override); the text itself when there are none.
+std::string apply_overrides(const std::string& text, const std::vector<std::string>& overrides,
+                            const std::string& file);
+// Same, from text (file names the origin for messages; relative paths resolve against base_dir, or stay as they are
+// when base_dir is empty).
+JobConfig parse_job(const std::string& text, const std::string& file, const std::string& base_dir);
+
+}  // namespace bmos
