@@ -15,7 +15,7 @@ BinaryMoSLinearImpl::BinaryMoSLinearImpl(const BinaryMoSLinearOptions& opts) : o
 void BinaryMoSLinearImpl::reset() {
   const int64_t in = options.in(), out = options.out(), E = options.experts();
   weight = register_parameter("weight", torch::empty({out, in}));
-  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (!SkipInitGuard::active()) torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
   if (E > 1) {
     // nn.Linear(in, E, bias=False)'s default init: U(-1/sqrt(in), 1/sqrt(in)).
     router = register_parameter("router", torch::empty({E, in}).uniform_(-1.0 / std::sqrt(double(in)),
@@ -37,10 +37,10 @@ torch::Tensor BinaryMoSLinearImpl::forward(const torch::Tensor& x) {
   const torch::Tensor x2d = x.reshape({-1, options.in()});  // (N, in)
   torch::Tensor y;
   if (options.experts() == 1) {
-    y = torch::matmul(x2d * s_in, ste_sign(weight).t()) * s_out;  // s_in (1, in), s_out (1, out) broadcast
+    y = ste_sign_matmul(x2d * s_in, weight) * s_out;  // s_in (1, in), s_out (1, out) broadcast
   } else {
     auto [si, so] = token_scales(x2d);
-    y = torch::matmul(x2d * si, ste_sign(weight).t()) * so;  // (N, out)
+    y = ste_sign_matmul(x2d * si, weight) * so;  // (N, out)
   }
   if (bias.defined()) y = y + bias;
   auto shape = lead;
@@ -83,11 +83,18 @@ std::pair<torch::Tensor, torch::Tensor> rank1_power(const torch::Tensor& A, int 
 std::shared_ptr<BinaryMoSLinearImpl> BinaryMoSLinearImpl::from_linear(const torch::Tensor& w, const torch::Tensor& b,
                                                                      int64_t experts, ScaleInit init) {
   TORCH_CHECK(w.dim() == 2, "from_linear: weight must be (out, in), got ", w.sizes());
-  auto layer = std::make_shared<BinaryMoSLinearImpl>(
-      BinaryMoSLinearOptions(w.size(1), w.size(0)).experts(experts).bias(b.defined()));
+  std::shared_ptr<BinaryMoSLinearImpl> layer;
+  {
+    SkipInitGuard skip;  // the latent weight is copied from the FP weight below
+    layer = std::make_shared<BinaryMoSLinearImpl>(
+        BinaryMoSLinearOptions(w.size(1), w.size(0)).experts(experts).bias(b.defined()));
+    layer->to(w.device());  // router drawn on the CPU (the same stream on any device), then moved
+  }
   torch::NoGradGuard no_grad;
   const torch::Tensor wf = w.to(torch::kFloat);
-  auto [u, v] = init == ScaleInit::kSvd ? rank1_svd(wf.abs()) : rank1_power(wf.abs());
+  const bool power = init == ScaleInit::kPower || (init == ScaleInit::kAuto && w.numel() >= kPowerInitElements);
+  auto [u, v] = power ? rank1_power(wf.abs()) : rank1_svd(wf.abs());
+  layer->weight.set_data(torch::empty_like(wf));  // on the FP weight's device
   layer->weight.copy_(wf);
   layer->s_out.copy_(u.unsqueeze(0).expand({experts, -1}));
   layer->s_in.copy_(v.unsqueeze(0).expand({experts, -1}));

@@ -23,8 +23,11 @@ struct BinaryMoSLinearOptions {
   TORCH_ARG(bool, bias) = false;
 };
 
-// How S_in/S_out are initialised from |W|: a full SVD (exact) or power iteration (for large matrices, same answer).
-enum class ScaleInit { kSvd, kPower };
+// How S_in/S_out are initialised from |W|: a full SVD (exact) or power iteration (for large matrices, same answer);
+// kAuto takes power iteration from kPowerInitElements weights up (bmos_bench ScaleInit: SVD vs power, time and
+// agreement).
+enum class ScaleInit { kSvd, kPower, kAuto };
+constexpr int64_t kPowerInitElements = int64_t{1} << 20;
 
 class BinaryMoSLinearImpl : public LinearLike {
  public:
@@ -44,7 +47,7 @@ class BinaryMoSLinearImpl : public LinearLike {
   // Builds a BinaryMoS layer from FP weights (out, in) [+ bias]: latent W = weight, S_in/S_out = rank-1 of |W|
   // (sqrt of the top singular value on each side) copied to every expert, router at its default init.
   static std::shared_ptr<BinaryMoSLinearImpl> from_linear(const torch::Tensor& weight, const torch::Tensor& bias,
-                                                         int64_t experts, ScaleInit init = ScaleInit::kSvd);
+                                                         int64_t experts, ScaleInit init = ScaleInit::kAuto);
 
   BinaryMoSLinearOptions options;
   torch::Tensor weight;  // (out, in) latent full-precision weights

@@ -2,9 +2,17 @@
 
 namespace bmos {
 
+namespace {
+thread_local bool g_skip_init = false;
+}  // namespace
+
+SkipInitGuard::SkipInitGuard() : previous_(g_skip_init) { g_skip_init = true; }
+SkipInitGuard::~SkipInitGuard() { g_skip_init = previous_; }
+bool SkipInitGuard::active() { return g_skip_init; }
+
 FpLinearImpl::FpLinearImpl(int64_t in, int64_t out, bool with_bias) {
   weight = register_parameter("weight", torch::empty({out, in}));
-  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));  // torch::nn::Linear's default
+  if (!SkipInitGuard::active()) torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));  // torch::nn::Linear's default
   if (with_bias) bias = register_parameter("bias", torch::zeros({out}));
 }
 

@@ -15,6 +15,21 @@ class LinearLike : public torch::nn::Module {
   virtual std::string kind() const = 0;  // "fp", "binarymos", "sign", "packed"
 };
 
+// While one is alive (on this thread), new layers and models leave their weights uninitialised: torch::empty touches
+// no page, so nothing becomes resident until a loader fills each parameter (a 7B model is never initialised only to
+// be overwritten).
+class SkipInitGuard {
+ public:
+  SkipInitGuard();
+  ~SkipInitGuard();
+  SkipInitGuard(const SkipInitGuard&) = delete;
+  SkipInitGuard& operator=(const SkipInitGuard&) = delete;
+  static bool active();
+
+ private:
+  bool previous_;
+};
+
 // y = x W^T (+ b). Parameters "weight" (out, in) and optionally "bias" (out): the names of checkpoints.
 class FpLinearImpl : public LinearLike {
  public:

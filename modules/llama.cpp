@@ -1,5 +1,8 @@
 #include "modules/llama.h"
 
+#include "modules/activation_checkpoint.h"
+#include "modules/causal_attention.h"
+
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
@@ -16,8 +19,8 @@ using torch::indexing::Slice;
 torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
   const auto s = x.sizes();
   const int64_t T = s[1], half = s[3] / 2;
-  const torch::Tensor c = cos.unsqueeze(-1).expand({T, half, 2}).reshape({T, 1, s[3]});            // (T, 1, hd)
-  const torch::Tensor si = torch::stack({-sin, sin}, -1).reshape({T, 1, s[3]});                    // (T, 1, hd)
+  const torch::Tensor c = cos.to(x.scalar_type()).unsqueeze(-1).expand({T, half, 2}).reshape({T, 1, s[3]});  // (T, 1, hd)
+  const torch::Tensor si = torch::stack({-sin, sin}, -1).to(x.scalar_type()).reshape({T, 1, s[3]});           // (T, 1, hd)
   const torch::Tensor swapped = x.reshape({s[0], T, s[2], half, 2}).flip(-1).reshape(s);           // (B, T, H, hd)
   return x * c + swapped * si;
 }
@@ -31,6 +34,10 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  if (x.scalar_type() != torch::kFloat) {  // bf16/fp16 models normalise in fp32, as transformers does
+    const torch::Tensor xf = x.to(torch::kFloat);
+    return (xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps)).to(x.scalar_type()) * weight;
+  }
   return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * weight;
 }
 
@@ -57,25 +64,13 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     v = cache->v[layer].index({Slice(), Slice(), Slice(0, start + T)});
   }
   // Grouped-query attention without copying keys/values: query head h reads kv head h / rep, so the rep query heads
-  // of one kv head are stacked along the time axis: q (B, KVH, rep*T, hd) against k (B, KVH, S, hd).
+  // of one kv head are stacked: q (B*KVH, rep, T, hd) against k, v (B*KVH, S, hd).
   const int64_t rep = n_heads / n_kv_heads, S = k.size(2);
-  const torch::Tensor qg = q.reshape({B * n_kv_heads, rep * T, head_dim});
-  const torch::Tensor kt = k.reshape({B * n_kv_heads, S, head_dim}).transpose(1, 2);  // (B*KVH, hd, S)
-  const double scale = 1.0 / std::sqrt(double(head_dim));
-  torch::Tensor scores;  // (B*KVH, rep*T, S)
-  if (T > 1) {
-    // Causal mask as an additive bias inside the GEMM (query i, absolute position start + i, sees keys j <= start + i):
-    // no separate masking pass, forward or backward.
-    const torch::Tensor bias = torch::full({T, S}, -std::numeric_limits<float>::infinity(), q.options())
-                                   .triu(start + 1)
-                                   .repeat({rep, 1});  // (rep*T, S)
-    scores = torch::baddbmm(bias.expand({B * n_kv_heads, rep * T, S}), qg, kt, /*beta=*/1.0, /*alpha=*/scale);
-  } else {
-    scores = torch::bmm(qg * scale, kt);
-  }
-  const torch::Tensor probs = torch::softmax(scores, -1);                                  // (B*KVH, rep*T, S)
-  const torch::Tensor out = torch::bmm(probs, v.reshape({B * n_kv_heads, S, head_dim}))  // (B*KVH, rep*T, hd)
-                                .view({B, n_heads, T, head_dim});                         // (B, H, T, hd)
+  const torch::Tensor out = causal_attention(q.reshape({B * n_kv_heads, rep, T, head_dim}),
+                                             k.reshape({B * n_kv_heads, S, head_dim}),
+                                             v.reshape({B * n_kv_heads, S, head_dim}), start,
+                                             1.0 / std::sqrt(double(head_dim)), chunk)
+                                .view({B, n_heads, T, head_dim});  // (B, H, T, hd)
   return wo->forward(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}));
 }
 
@@ -104,7 +99,11 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& co
 
 LlamaImpl::LlamaImpl(const LlamaConfig& c) : config(c) {
   config.validate();
-  tok_embeddings = register_module("tok_embeddings", torch::nn::Embedding(c.vocab_size, c.dim));
+  tok_embeddings = register_module(
+      "tok_embeddings",
+      SkipInitGuard::active()
+          ? torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.dim)._weight(torch::empty({c.vocab_size, c.dim})))
+          : torch::nn::Embedding(c.vocab_size, c.dim));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.n_layers; ++i) layers->push_back(Block(c));
   norm = register_module("norm", RMSNorm(c.dim, c.norm_eps));
@@ -122,7 +121,7 @@ torch::Tensor LlamaImpl::head(const torch::Tensor& h) {
   return output ? output->forward(n) : torch::matmul(n, tok_embeddings->weight.t());
 }
 
-LlamaOutput LlamaImpl::forward(const torch::Tensor& tokens, bool want_hidden) {
+LlamaOutput LlamaImpl::forward(const torch::Tensor& tokens, bool want_hidden, bool want_logits) {
   TORCH_CHECK(tokens.dim() == 2, "Llama: tokens must be (B, T), got ", tokens.sizes());
   const int64_t T = tokens.size(1);
   if (T > rope_cos_.size(0)) {  // longer than the trained context: extend the rotary table
@@ -136,12 +135,26 @@ LlamaOutput LlamaImpl::forward(const torch::Tensor& tokens, bool want_hidden) {
   const torch::Tensor cos = rope_cos_.narrow(0, 0, T), sin = rope_sin_.narrow(0, 0, T);
   LlamaOutput out;
   torch::Tensor h = tok_embeddings->forward(tokens);  // (B, T, dim)
+  const bool grad = torch::GradMode::is_enabled() && is_training();
   for (size_t i = 0; i < layers->size(); ++i) {
-    h = block(i)->forward(h, cos, sin, nullptr, int(i));
+    if (grad && run_.checkpoint_blocks) h = checkpointed_block(*block(i), h, cos, sin);
+    else h = block(i)->forward(grad ? block_boundary(h) : h, cos, sin, nullptr, int(i));
     if (want_hidden) out.hidden.push_back(h);
   }
-  out.logits = head(h);
+  if (want_logits) out.logits = head(h);
+  else out.normed = norm->forward(h);
   return out;
+}
+
+torch::Tensor LlamaImpl::head_weight() const {
+  if (!output) return tok_embeddings->weight;
+  const auto fp = std::dynamic_pointer_cast<FpLinearImpl>(output);
+  return fp && !fp->bias.defined() ? fp->weight : torch::Tensor();
+}
+
+void LlamaImpl::set_run_options(const LlamaRunOptions& options) {
+  run_ = options;
+  for (size_t i = 0; i < layers->size(); ++i) block(i)->attention->chunk = options.attention_chunk;
 }
 
 KVCache LlamaImpl::new_cache(int64_t batch, int64_t max_len) const {
@@ -168,7 +181,7 @@ torch::Tensor LlamaImpl::forward_cached(const torch::Tensor& tokens, KVCache& ca
 
 torch::Tensor LlamaImpl::logits(const torch::Tensor& tokens) {
   torch::NoGradGuard no_grad;
-  return forward(tokens).logits;
+  return forward(tokens.to(device())).logits;
 }
 
 void LlamaImpl::load_fp_state(const StateDict& tensors) {

@@ -32,6 +32,12 @@ struct KVCache {
   int64_t len = 0;  // positions filled
 };
 
+// How a model computes, not what it is (never saved): memory switches for training large models.
+struct LlamaRunOptions {
+  int64_t attention_chunk = 0;    // > 0: causal attention in query blocks of this many positions (modules/causal_attention.h)
+  bool checkpoint_blocks = false;  // recompute each block in backward instead of keeping its activations
+};
+
 class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const LlamaConfig& c);
@@ -40,6 +46,7 @@ class AttentionImpl : public torch::nn::Module {
                         int layer);
   std::shared_ptr<LinearLike> wq, wk, wv, wo;
   int64_t n_heads, n_kv_heads, head_dim;
+  int64_t chunk = 0;  // LlamaRunOptions::attention_chunk
 };
 TORCH_MODULE(Attention);
 
@@ -63,7 +70,8 @@ class BlockImpl : public torch::nn::Module {
 TORCH_MODULE(Block);
 
 struct LlamaOutput {
-  torch::Tensor logits;               // (B, T, vocab)
+  torch::Tensor logits;               // (B, T, vocab); undefined when not asked for
+  torch::Tensor normed;               // (B, T, dim) the final norm's output, the head's input (when logits are not)
   std::vector<torch::Tensor> hidden;  // n_layers x (B, T, dim): each block's output (when asked for)
 };
 
@@ -71,8 +79,9 @@ class LlamaImpl : public torch::nn::Module, public LanguageModel {
  public:
   explicit LlamaImpl(const LlamaConfig& config);
 
-  // tokens (B, T) int64 at positions [0, T).
-  LlamaOutput forward(const torch::Tensor& tokens, bool want_hidden = false);
+  // tokens (B, T) int64 at positions [0, T). want_logits false: `normed` instead, for a loss that applies the head
+  // itself in chunks (head_weight()).
+  LlamaOutput forward(const torch::Tensor& tokens, bool want_hidden = false, bool want_logits = true);
   // Incremental decoding: tokens (B, T) at positions [cache.len, cache.len + T); fills the cache.
   torch::Tensor forward_cached(const torch::Tensor& tokens, KVCache& cache);
   KVCache new_cache(int64_t batch, int64_t max_len) const;
@@ -86,6 +95,13 @@ class LlamaImpl : public torch::nn::Module, public LanguageModel {
   void load_fp_state(const StateDict& tensors);
   // GPT-2 style init for pretraining from scratch: N(0, 0.02), output projections scaled by 1/sqrt(2 n_layers).
   void init_random(uint64_t seed);
+
+  // The output head's weight (vocab, dim): the tied embeddings or output.weight; undefined when the head is not a
+  // plain FP linear.
+  torch::Tensor head_weight() const;
+  void set_run_options(const LlamaRunOptions& options);
+  const LlamaRunOptions& run_options() const { return run_; }
+  torch::Device device() const { return tok_embeddings->weight.device(); }
 
   // Every swappable linear by full name, e.g. "layers.3.feed_forward.w2".
   std::vector<std::string> linear_names() const;
@@ -102,6 +118,7 @@ class LlamaImpl : public torch::nn::Module, public LanguageModel {
   torch::Tensor head(const torch::Tensor& h);  // (B, T, dim) -> (B, T, vocab)
   std::shared_ptr<BlockImpl> block(size_t i) const { return std::dynamic_pointer_cast<BlockImpl>(layers->ptr(i)); }
   torch::Tensor rope_cos_, rope_sin_;  // (max_seq_len, head_dim/2) buffers
+  LlamaRunOptions run_;
 };
 TORCH_MODULE(Llama);
 

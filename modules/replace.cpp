@@ -58,7 +58,7 @@ ReplaceReport replace_linears(Llama& model, const QuantSpec& spec, bool init_fro
                                   names.front() + "')");
     }
   }
-  const ScaleInit init = spec.init == "power" ? ScaleInit::kPower : ScaleInit::kSvd;
+  const ScaleInit init = spec.init == "power" ? ScaleInit::kPower : spec.init == "svd" ? ScaleInit::kSvd : ScaleInit::kAuto;
   for (const auto& n : names) {
     bool match = false;
     for (const auto& pat : spec.patterns) match = match || pattern_matches(pat, n);

@@ -14,7 +14,7 @@ struct QuantSpec {
   std::string method = "binarymos";  // binarymos | sign | none
   int64_t experts = 4;
   std::vector<std::string> patterns = {"layers.*.attention.*", "layers.*.feed_forward.*"};
-  std::string init = "svd";  // svd | power
+  std::string init = "auto";  // auto | svd | power (ScaleInit in modules/binarymos_linear.h)
 };
 
 struct ReplaceReport {

@@ -6,13 +6,16 @@ namespace bmos {
 
 SignLinearImpl::SignLinearImpl(int64_t in, int64_t out, bool with_bias) {
   weight = register_parameter("weight", torch::empty({out, in}));
-  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (!SkipInitGuard::active()) torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
   if (with_bias) bias = register_parameter("bias", torch::zeros({out}));
 }
 
 torch::Tensor SignLinearImpl::forward(const torch::Tensor& x) {
   const torch::Tensor alpha = weight.abs().mean(1);  // (out)
-  torch::Tensor y = torch::matmul(x, ste_sign(weight).t()) * alpha;
+  const torch::Tensor x2d = x.reshape({-1, x.size(-1)});  // (N, in)
+  auto shape = x.sizes().vec();
+  shape.back() = weight.size(0);
+  torch::Tensor y = ste_sign_matmul(x2d, weight).reshape(shape) * alpha;
   return bias.defined() ? y + bias : y;
 }
 

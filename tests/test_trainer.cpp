@@ -40,7 +40,7 @@ std::string write_corpus(const std::string& dir) {
 }
 
 std::string job_text(const std::string& dir, const std::string& name, const std::string& teacher,
-                     const std::string& quant, int steps, int every = 0) {
+                     const std::string& quant, int steps, int every = 0, const std::string& train_extra = "") {
   std::ostringstream j;
   j << "run: {name: " << name << ", out_dir: " << dir << "/" << name << ", seed: 3, threads: 1}\n";
   if (teacher.empty())
@@ -52,7 +52,8 @@ std::string job_text(const std::string& dir, const std::string& name, const std:
     << "quant: " << quant << "\n"
     << "data: {seq_len: 32, cache_dir: " << dir << "/cache, sources: [{name: toy, format: text, files: [" << dir
     << "/corpus.txt]}]}\n"
-    << "train: {steps: " << steps << ", batch_size: 8, lr: 3.0e-3, warmup_ratio: 0.1, log_every: 1}\n"
+    << "train: {steps: " << steps << ", batch_size: 8, lr: 3.0e-3, warmup_ratio: 0.1, log_every: 1" << train_extra
+    << "}\n"
     << "checkpoint: {every: " << (every ? every : steps) << ", keep: 2}\n";
   return j.str();
 }
@@ -200,6 +201,103 @@ TEST_F(TinyJobs, ResumingWithAnotherJobIsRefused) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("was written by a different job file"), std::string::npos) << e.what();
   }
+}
+
+// The student's parameters after 5 KD steps with these extra train: keys.
+std::map<std::string, torch::Tensor> trained(const std::string& dir, const std::string& teacher, const std::string& name,
+                                             const std::string& extra, int steps = 5) {
+  const std::string job = save_job(dir, name, job_text(dir, name, teacher, "{method: binarymos, experts: 4}", steps, 0,
+                                                       extra));
+  Trainer t(load_job(job), false);
+  t.train();
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& p : t.student()->named_parameters()) out[p.key()] = p.value().detach().clone();
+  return out;
+}
+
+TEST_F(TinyJobs, ActivationCheckpointingGivesBitIdenticalWeights) {
+  // Chunked attention (seq 32 in blocks of 8) in both, so the recomputed blocks use the custom backward too.
+  for (const std::string chunk : {"0", "8"}) {
+    const auto off = trained(dir_, teacher_, "ckpt_off_" + chunk, ", attention_chunk: " + chunk);
+    const auto on = trained(dir_, teacher_, "ckpt_on_" + chunk,
+                            ", attention_chunk: " + chunk + ", activation_checkpointing: true");
+    ASSERT_EQ(off.size(), on.size());
+    for (const auto& [name, w] : off)
+      EXPECT_TRUE(torch::equal(w, on.at(name))) << name << ", attention_chunk " << chunk << ": max abs diff "
+                                                << (w - on.at(name)).abs().max().item<double>();
+  }
+}
+
+TEST_F(TinyJobs, ChunkedAttentionAndKlGiveTheWholeComputationsLossAndGradients) {
+  // One KD step's loss terms and every gradient, attention in blocks of 8 and the KL in chunks of 50 tokens vs whole.
+  auto step = [&](const std::string& name, const std::string& extra) {
+    const std::string job = save_job(dir_, name, job_text(dir_, name, teacher_, "{method: binarymos, experts: 4}", 1, 0,
+                                                          extra));
+    Trainer t(load_job(job), false);
+    torch::manual_seed(11);
+    {  // move the student away from the teacher (at init they agree and the KL is rounding noise)
+      torch::NoGradGuard ng;
+      for (auto& p : t.student()->named_parameters())
+        if (p.key().find("s_in") != std::string::npos) p.value().mul_(1 + 0.3 * torch::randn_like(p.value()));
+    }
+    const LossTerms terms = t.loss_step(torch::randint(3, 259, {4, 33}, torch::kLong));
+    terms.total.backward();
+    std::map<std::string, torch::Tensor> grads;
+    for (const auto& p : t.student()->named_parameters()) grads[p.key()] = p.value().grad().clone();
+    return std::make_pair(terms, grads);
+  };
+  const auto [whole, gw] = step("whole", ", attention_chunk: 0, logit_chunk: -1");
+  const auto [chunked, gc] = step("chunked", ", attention_chunk: 8, logit_chunk: 50");
+  // The KL is a sum of terms that nearly cancel (about 1e-5 here): its fp32 rounding is absolute, not relative.
+  EXPECT_NEAR(chunked.kl.item<double>(), whole.kl.item<double>(), 1e-7);
+  EXPECT_NEAR(chunked.hidden_mse.item<double>(), whole.hidden_mse.item<double>(), 1e-5 * whole.hidden_mse.item<double>());
+  double worst = 0;
+  for (const auto& [name, g] : gw)
+    worst = std::max(worst, ((gc.at(name) - g).abs().max() / g.abs().max().clamp_min(1e-12)).item<double>());
+  std::printf("one KD step, chunked vs whole: kl %.8f vs %.8f, worst gradient max rel diff %.2e\n",
+              chunked.kl.item<double>(), whole.kl.item<double>(), worst);
+  EXPECT_LT(worst, 1e-4);
+}
+
+TEST_F(TinyJobs, FrozenParametersKeepTheirValuesAndGetNoGradient) {
+  const std::string job = save_job(dir_, "frozen", job_text(dir_, "frozen", teacher_, "{method: binarymos, experts: 2}",
+                                                            3, 0, ", freeze: [tok_embeddings.weight, "
+                                                                  "'layers.*.attention_norm.weight']"));
+  Trainer t(load_job(job), false);
+  std::map<std::string, torch::Tensor> before;
+  for (const auto& p : t.student()->named_parameters()) before[p.key()] = p.value().detach().clone();
+  t.train();
+  for (const auto& p : t.student()->named_parameters()) {
+    const bool frozen = p.key() == "tok_embeddings.weight" || p.key().find("attention_norm") != std::string::npos;
+    EXPECT_EQ(p.value().requires_grad(), !frozen) << p.key();
+    if (frozen) {
+      EXPECT_FALSE(p.value().grad().defined()) << p.key();
+      EXPECT_TRUE(torch::equal(p.value(), before.at(p.key()))) << p.key() << " changed";
+    }
+  }
+  EXPECT_FALSE(torch::equal(t.student()->named_parameters()["norm.weight"], before.at("norm.weight")));
+  const std::string bad = save_job(dir_, "frozen_bad", job_text(dir_, "frozen_bad", teacher_, "{method: binarymos}", 1,
+                                                                0, ", freeze: [embeddings]"));
+  EXPECT_HAS(test::error_of([&] { Trainer(load_job(bad), false); }), "train.freeze: pattern 'embeddings' matches no parameter");
+}
+
+TEST_F(TinyJobs, EveryTensorOfAStepLivesOnTheJobsDevice) {
+  const std::string job = save_job(dir_, "device", job_text(dir_, "device", teacher_, "{method: binarymos, experts: 2}", 2));
+  JobConfig jc = load_job(job);
+  ASSERT_EQ(jc.run.device, "cpu");  // the only device this build has; the same checks hold on cuda:N
+  const torch::Device device(jc.run.device);
+  Trainer t(std::move(jc), false);
+  const auto batch = torch::randint(3, 259, {2, 33}, torch::kLong).to(device);
+  const LossTerms terms = t.loss_step(batch);
+  terms.total.backward();
+  EXPECT_EQ(terms.total.device(), device);
+  for (const auto& p : t.student()->named_parameters()) {
+    EXPECT_EQ(p.value().device(), device) << p.key();
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_EQ(p.value().grad().device(), device) << p.key();
+  }
+  for (const auto& b : t.student()->named_buffers()) EXPECT_EQ(b.value().device(), device) << b.key();
+  EXPECT_EQ(t.student()->device(), device);
 }
 
 }  // namespace

@@ -2,6 +2,58 @@
 
 namespace bmos {
 
+namespace {
+
+// KL(teacher || student) of logits made chunk by chunk from the heads' inputs. Saves the inputs and the head
+// weights only; backward recomputes each chunk's probabilities: d KL / d student logits = T (p_s - p_t) / N.
+struct ChunkedKL : public torch::autograd::Function<ChunkedKL> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& hs, const torch::Tensor& ws,
+                               const torch::Tensor& ht, const torch::Tensor& wt, double temperature, int64_t chunk) {
+    const int64_t N = hs.size(0);
+    torch::Tensor sum = torch::zeros({}, hs.options().dtype(torch::kFloat));
+    for (int64_t i = 0; i < N; i += chunk) {
+      const int64_t n = std::min(chunk, N - i);
+      const torch::Tensor ls = torch::log_softmax(torch::matmul(hs.narrow(0, i, n), ws.t()).to(torch::kFloat) / temperature, -1);
+      const torch::Tensor lt = torch::log_softmax(torch::matmul(ht.narrow(0, i, n), wt.t()).to(torch::kFloat) / temperature, -1);
+      sum += (lt.exp() * (lt - ls)).sum();
+    }
+    ctx->save_for_backward({hs, ws, ht, wt});
+    ctx->saved_data["temperature"] = temperature;
+    ctx->saved_data["chunk"] = chunk;
+    return sum / double(N) * (temperature * temperature);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grad) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor &hs = saved[0], &ws = saved[1], &ht = saved[2], &wt = saved[3];
+    const double temperature = ctx->saved_data["temperature"].toDouble();
+    const int64_t chunk = ctx->saved_data["chunk"].toInt(), N = hs.size(0);
+    const torch::Tensor g = grad[0] * (temperature / double(N));
+    torch::Tensor dhs = torch::empty_like(hs), dws = torch::zeros_like(ws);
+    for (int64_t i = 0; i < N; i += chunk) {
+      const int64_t n = std::min(chunk, N - i);
+      const torch::Tensor h = hs.narrow(0, i, n);
+      const torch::Tensor ps = torch::softmax(torch::matmul(h, ws.t()).to(torch::kFloat) / temperature, -1);
+      const torch::Tensor pt = torch::softmax(torch::matmul(ht.narrow(0, i, n), wt.t()).to(torch::kFloat) / temperature, -1);
+      const torch::Tensor dlogits = ((ps - pt) * g).to(hs.scalar_type());  // (n, V)
+      dhs.narrow(0, i, n).copy_(torch::matmul(dlogits, ws));
+      dws.add_(torch::matmul(dlogits.t(), h));
+    }
+    return {dhs, dws, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor kd_kl_chunked(const torch::Tensor& student_normed, const torch::Tensor& student_head,
+                            const torch::Tensor& teacher_normed, const torch::Tensor& teacher_head, double temperature,
+                            int64_t chunk) {
+  const int64_t D = student_normed.size(-1);
+  TORCH_CHECK(chunk > 0, "kd_kl_chunked: chunk must be > 0");
+  return ChunkedKL::apply(student_normed.reshape({-1, D}), student_head, teacher_normed.reshape({-1, D}).detach(),
+                          teacher_head.detach(), temperature, chunk);
+}
+
 torch::Tensor kd_kl(const torch::Tensor& student_logits, const torch::Tensor& teacher_logits, double temperature) {
   const int64_t V = student_logits.size(-1);
   const torch::Tensor ls = torch::log_softmax(student_logits.reshape({-1, V}) / temperature, -1);  // (N, V)

@@ -15,6 +15,12 @@ struct LossTerms {
   torch::Tensor total;               // weighted sum
 };
 
+// kd_kl on logits that the heads make `chunk` tokens at a time from their inputs: student (..., dim) x head (vocab,
+// dim), teacher likewise. Never holds a whole (tokens, vocab) matrix, forward or backward; equal to
+// kd_kl(normed_s W_s^T, normed_t W_t^T) within fp32 rounding.
+torch::Tensor kd_kl_chunked(const torch::Tensor& student_normed, const torch::Tensor& student_head,
+                            const torch::Tensor& teacher_normed, const torch::Tensor& teacher_head, double temperature,
+                            int64_t chunk);
 // logits (B, T, V). temperature > 0.
 torch::Tensor kd_kl(const torch::Tensor& student_logits, const torch::Tensor& teacher_logits, double temperature);
 // n_layers x (B, T, D) each.

@@ -40,11 +40,28 @@ std::string fmt_duration(double s) {
 
 double item(const torch::Tensor& t) { return t.defined() ? t.item<double>() : 0.0; }
 
-// Copies every parameter of `from` into the same-named parameter of `to` (same architecture, all FP).
-void copy_parameters(Llama& from, Llama& to) {
+// The student before replacement: an fp32 copy of the teacher's parameters on its device, built without
+// initialising a model first (one fp32 copy, converted tensor by tensor from a bf16 teacher).
+Llama fp32_copy(Llama& teacher) {
   torch::NoGradGuard no_grad;
-  auto src = from->named_parameters();
-  for (auto& p : to->named_parameters()) p.value().copy_(src[p.key()]);
+  Llama student{nullptr};
+  {
+    SkipInitGuard skip;
+    student = Llama(teacher->config);
+  }
+  student->to(teacher->device());
+  auto src = teacher->named_parameters();
+  for (auto& p : student->named_parameters())
+    p.value().set_data(src[p.key()].to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true));
+  return student;
+}
+
+// The teacher's dtype: bf16 where the device computes it fast (CUDA); fp32 on the CPU, where libtorch 1.13's bf16
+// matmul is slower than fp32 (bmos_bench TeacherForward measures both).
+torch::Dtype teacher_dtype(const JobConfig& job, const torch::Device& device) {
+  if (job.quant.method == "none" || job.teacher.dtype == "fp32") return torch::kFloat32;  // pretraining: the model itself
+  if (job.teacher.dtype == "bf16") return torch::kBFloat16;
+  return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
 }
 
 }  // namespace
@@ -56,15 +73,21 @@ std::string job_hash(const std::string& text) {
   return buf;
 }
 
-Trainer::Trainer(JobConfig job, bool resume) : job_(std::move(job)), resume_(resume), hash_(job_hash(job_.text)) {
-  if (job_.run.device != "cpu" && !torch::cuda::is_available())
-    throw std::runtime_error(job_.file + ": run.device: '" + job_.run.device + "' is not available in this build (use cpu)");
+Trainer::Trainer(JobConfig job, bool resume)
+    : job_(std::move(job)), resume_(resume), hash_(job_hash(job_.text)), device_(job_.run.device) {
+  if (device_.is_cuda() && !torch::cuda::is_available())
+    throw std::runtime_error(job_.file + ": run.device: '" + job_.run.device +
+                             "' is not available: this libtorch build has no CUDA device (use cpu)");
+  if (device_.is_cuda() && device_.has_index() && device_.index() >= int64_t(torch::cuda::device_count()))
+    throw std::runtime_error(job_.file + ": run.device: '" + job_.run.device + "': this machine has " +
+                             std::to_string(torch::cuda::device_count()) + " CUDA device(s)");
   set_compute_threads(job_.run.threads);
   if (job_.data.sources.empty()) throw std::runtime_error(job_.file + ": data.sources: the job has no training data");
   torch::manual_seed(job_.run.seed);  // router init and anything else random: the same job gives the same run
   setup_model();
   setup_optimizer();
-  params_ = student_->parameters();
+  for (const auto& p : student_->parameters())
+    if (p.requires_grad()) params_.push_back(p);
   data_ = make_batch_source(job_, *tokenizer_);
   total_steps_ = job_.train.steps > 0 ? job_.train.steps : std::max<int64_t>(1, job_.train.tokens / tokens_per_step());
   if (job_.train.steps == 0 && job_.train.tokens == 0)
@@ -98,9 +121,10 @@ void Trainer::setup_model() {
     c.eos_id = tokenizer_->eos_id();
     student_ = Llama(c);
     student_->init_random(job_.run.seed);
+    student_->to(device_);
     std::fprintf(stderr, "model: new %s\n", c.describe().c_str());
   } else {
-    LoadedModel t = load_model(resolve_model_path(job_.teacher.path));
+    LoadedModel t = load_model(resolve_model_path(job_.teacher.path), {teacher_dtype(job_, device_), device_});
     if (job_.teacher.format != "auto" && job_.teacher.format != t.format)
       throw std::runtime_error(job_.file + ": teacher.format: says " + job_.teacher.format + " but " +
                                job_.teacher.path + " is a " + t.format + " model");
@@ -114,8 +138,7 @@ void Trainer::setup_model() {
     teacher_ = t.model;
     if (t.format != "llama2c" && t.format != "hf" && t.format != "checkpoint")
       throw std::runtime_error(job_.teacher.path + ": a " + t.format + " model cannot be a teacher");
-    student_ = Llama(teacher_->config);
-    copy_parameters(teacher_, student_);
+    student_ = fp32_copy(teacher_);
     if (pretrain) {
       teacher_ = Llama(nullptr);  // training the model itself: no teacher needed
     } else {
@@ -130,7 +153,25 @@ void Trainer::setup_model() {
   spec.init = job_.quant.init;
   const ReplaceReport rep = replace_linears(student_, spec);
   std::fprintf(stderr, "student: %s\n", rep.summary().c_str());
+  freeze_parameters();
+  student_->set_run_options({job_.train.attention_chunk, job_.train.activation_checkpointing});
+  if (teacher_) teacher_->set_run_options({job_.train.attention_chunk, false});
   student_->train();
+}
+
+void Trainer::freeze_parameters() {
+  const auto named = student_->named_parameters();
+  for (const auto& pat : job_.train.freeze) {
+    int64_t n = 0;
+    for (const auto& p : named)
+      if (pattern_matches(pat, p.key())) {
+        p.value().set_requires_grad(false);
+        ++n;
+      }
+    if (n == 0)
+      throw std::runtime_error(job_.file + ": train.freeze: pattern '" + pat + "' matches no parameter (names look " +
+                               "like '" + named.keys().front() + "', '" + named.keys().back() + "')");
+  }
 }
 
 void Trainer::setup_optimizer() {
@@ -140,6 +181,7 @@ void Trainer::setup_optimizer() {
   for (const auto& n : student_->linear_names())
     if (student_->get_linear(n)->kind() != "fp") quantized.insert(n);
   for (auto& p : student_->named_parameters()) {
+    if (!p.value().requires_grad()) continue;  // frozen: no gradient, no optimiser state
     const std::string& k = p.key();
     const std::string owner = k.substr(0, k.rfind('.'));
     const std::string leaf = k.substr(k.rfind('.') + 1);
@@ -192,18 +234,36 @@ LossTerms Trainer::loss_step(const torch::Tensor& batch) {
     return terms;
   }
   const bool want_hidden = d.hidden_mse > 0;
+  // The KL from the heads' inputs in chunks of tokens when the logits would be large (or the job says so); the CE
+  // term needs the student's logits whole.
+  const int64_t chunk = logit_chunk(inputs.numel());
+  const bool chunked = chunk > 0 && d.ce == 0 && d.kl > 0;
   LlamaOutput t;
   {
     torch::NoGradGuard no_grad;
-    t = teacher_->forward(inputs, want_hidden);
+    t = teacher_->forward(inputs, want_hidden, /*want_logits=*/!chunked);
+    for (auto& h : t.hidden) h = h.to(torch::kFloat32);  // a bf16 teacher's states, compared in fp32
   }
-  const LlamaOutput s = student_->forward(inputs, want_hidden);
-  torch::Tensor total = torch::zeros({});
-  if (d.kl > 0) total = total + d.kl * (terms.kl = kd_kl(s.logits, t.logits, d.temperature));
+  const LlamaOutput s = student_->forward(inputs, want_hidden, /*want_logits=*/!chunked);
+  torch::Tensor total = torch::zeros({}, s.hidden.empty() ? inputs.options().dtype(torch::kFloat32)
+                                                          : s.hidden.front().options());
+  if (d.kl > 0)
+    total = total + d.kl * (terms.kl = chunked ? kd_kl_chunked(s.normed, student_->head_weight(), t.normed,
+                                                               teacher_->head_weight(), d.temperature, chunk)
+                                               : kd_kl(s.logits, t.logits.to(torch::kFloat32), d.temperature));
   if (want_hidden) total = total + d.hidden_mse * (terms.hidden_mse = hidden_mse(s.hidden, t.hidden));
   if (d.ce > 0) total = total + d.ce * (terms.ce = next_token_ce(s.logits, targets));
   terms.total = total;
   return terms;
+}
+
+int64_t Trainer::logit_chunk(int64_t tokens) const {
+  if (job_.train.logit_chunk < 0) return 0;
+  if (!student_->head_weight().defined() || !teacher_->head_weight().defined()) return 0;  // heads that are not plain FP
+  const int64_t chunk = job_.train.logit_chunk > 0
+                            ? job_.train.logit_chunk
+                            : std::max<int64_t>(1, (int64_t{256} << 20) / (4 * student_->config.vocab_size));
+  return tokens > chunk ? chunk : 0;
 }
 
 std::map<std::string, double> Trainer::evaluate(LanguageModel& model) {
@@ -302,7 +362,7 @@ Trainer::StepResult Trainer::train_step() {
     into = into.defined() ? into + d : d;
   };
   for (int64_t a = 0; a < job_.train.grad_accum; ++a) {
-    LossTerms terms = loss_step(data_->next(job_.train.batch_size));
+    LossTerms terms = loss_step(data_->next(job_.train.batch_size).to(device_));
     check_finite(terms);
     (terms.total / accum).backward();
     add(r.terms.kl, terms.kl);

@@ -53,6 +53,7 @@ class Trainer {
   // setup (the constructor)
   void setup_model();
   void setup_optimizer();
+  void freeze_parameters();     // train.freeze: no gradient, no optimiser state
   // train
   void prepare_run_folder();
   void resume();                // from the newest checkpoint of run.out_dir, when there is one
@@ -65,11 +66,13 @@ class Trainer {
   void cleanup(TrainSummary& summary);  // final evaluation and summary.json
   std::map<std::string, double> evaluate(LanguageModel& model);
   int64_t tokens_per_step() const;
+  int64_t logit_chunk(int64_t tokens) const;  // tokens per KD-loss chunk; 0 = the whole batch at once
   std::string checkpoint_root() const;
 
   JobConfig job_;
   bool resume_;
   std::string hash_;
+  torch::Device device_;        // run.device: teacher, student, batches and the optimiser state live there
   std::unique_ptr<Tokenizer> tokenizer_;
   Llama teacher_{nullptr};
   Llama student_{nullptr};

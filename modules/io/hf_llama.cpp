@@ -225,7 +225,8 @@ nlohmann::json llama_config_to_hf_json(const LlamaConfig& c) {
 }
 
 // ----------------------------------------------------------------------------------------------------------- reader
-LoadedCheckpoint read_hf_llama(const std::string& dir) {
+LlamaConfig read_hf_llama_into(const std::string& dir, torch::Dtype dtype, const TensorSink& sink,
+                               const std::function<void(const LlamaConfig&)>& prepare) {
   const fs::path root(dir);
   auto fail = [&](const std::string& what) -> void {
     throw std::runtime_error("Hugging Face LLaMA folder '" + dir + "': " + what);
@@ -240,10 +241,8 @@ LoadedCheckpoint read_hf_llama(const std::string& dir) {
     fail("config.json has a 'quantization' section: this is an exported packed 1-bit model, not a full-precision "
          "Hugging Face folder");
 
-  LoadedCheckpoint ck;
-  ck.source = dir;
-  ck.config = llama_config_from_hf_json(cj, config_path.string());
-  const bool config_tied = ck.config.tie_embeddings;
+  LlamaConfig config = llama_config_from_hf_json(cj, config_path.string());
+  const bool config_tied = config.tie_embeddings;
 
   // ----------------------------------------------------------------------------- which file holds which tensor
   std::vector<std::unique_ptr<SafetensorsFile>> files;
@@ -284,8 +283,19 @@ LoadedCheckpoint read_hf_llama(const std::string& dir) {
          "); PyTorch .bin weights are not read: save the model with safe_serialization=True");
   }
 
+  // -------------------------------------------------------------------------------------------- tied or untied head
+  // Decided from the key list, before any tensor is read, so the sink can be given a model of the right shape.
+  const bool has_head = where.count("lm_head.weight") != 0;
+  if (!config_tied && !has_head) {
+    LOG(WARNING) << dir << ": config.json has tie_word_embeddings=false (or absent) but there is no lm_head.weight; "
+                 << "tying the output head to model.embed_tokens.weight, as transformers does";
+    config.tie_embeddings = true;
+  }
+  if (prepare) prepare(config);
+
   // ----------------------------------------------------------------------------------- every key through the table
-  std::map<std::string, std::string> hf_of;  // canonical -> hf key, for messages
+  std::set<std::string> seen;
+  torch::Tensor embeddings, tied_head;  // compared when the config ties them but the file has both
   for (const auto& [key, file] : where) {
     const auto [pattern, layer] = split_layer(key, "model.layers.");
     bool ignored = false;
@@ -297,41 +307,56 @@ LoadedCheckpoint read_hf_llama(const std::string& dir) {
     if (!rule)
       fail("unknown tensor '" + key + "' in '" + file->path() +
            "' (not in the LLaMA key table: a different architecture, or biases/adapters we do not model)");
-    if ((layer >= 0) != (std::string(rule->hf).find("{}") != std::string::npos) || layer >= ck.config.n_layers)
+    if ((layer >= 0) != (std::string(rule->hf).find("{}") != std::string::npos) || layer >= config.n_layers)
       fail("tensor '" + key + "' names layer " + std::to_string(layer) + " but config.json has num_hidden_layers=" +
-           std::to_string(ck.config.n_layers));
+           std::to_string(config.n_layers));
     const std::string canonical = with_layer(rule->canonical, layer);
     const SafetensorsInfo& info = file->info(key);
-    const std::vector<int64_t> want = rule->shape(ck.config);
+    const std::vector<int64_t> want = rule->shape(config);
     if (info.shape != want)
       fail("tensor '" + key + "' in '" + file->path() + "' has shape " + shape_text(info.shape) + ", config.json " +
            "implies " + shape_text(want));
-    torch::Tensor t = file->load_float(key);
-    if (rule->rotary == Rotary::kQ) t = permute_rotary_qk(t, ck.config.n_heads, RotaryDirection::kHfToInterleaved);
-    if (rule->rotary == Rotary::kK) t = permute_rotary_qk(t, ck.config.n_kv_heads, RotaryDirection::kHfToInterleaved);
-    ck.tensors[canonical] = t;
-    hf_of[canonical] = key;
-  }
-
-  // -------------------------------------------------------------------------------------------- tied or untied head
-  auto head = ck.tensors.find("output.weight");
-  if (config_tied && head != ck.tensors.end()) {
-    if (!torch::equal(head->second, ck.tensors.at("tok_embeddings.weight")))
-      fail("config.json sets tie_word_embeddings=true but lm_head.weight differs from model.embed_tokens.weight; "
-           "set tie_word_embeddings to false to use the separate head");
-    ck.tensors.erase(head);
-  } else if (!config_tied && head == ck.tensors.end()) {
-    LOG(WARNING) << dir << ": config.json has tie_word_embeddings=false (or absent) but there is no lm_head.weight; "
-                 << "tying the output head to model.embed_tokens.weight, as transformers does";
-    ck.config.tie_embeddings = true;
+    if (info.dtype != "F32" && info.dtype != "F16" && info.dtype != "BF16")
+      fail("tensor '" + key + "' in '" + file->path() + "' has dtype " + info.dtype +
+           " (expected F32, F16 or BF16)");
+    torch::Tensor t = file->load(key).to(dtype);
+    if (rule->rotary == Rotary::kQ) t = permute_rotary_qk(t, config.n_heads, RotaryDirection::kHfToInterleaved);
+    if (rule->rotary == Rotary::kK) t = permute_rotary_qk(t, config.n_kv_heads, RotaryDirection::kHfToInterleaved);
+    seen.insert(canonical);
+    if (canonical == "output.weight" && config_tied) {
+      tied_head = t;
+    } else {
+      if (canonical == "tok_embeddings.weight" && config_tied && has_head) embeddings = t;
+      sink(canonical, std::move(t));
+    }
+    if (tied_head.defined() && embeddings.defined()) {
+      if (!torch::equal(tied_head, embeddings))
+        fail("config.json sets tie_word_embeddings=true but lm_head.weight differs from model.embed_tokens.weight; "
+             "set tie_word_embeddings to false to use the separate head");
+      tied_head = embeddings = torch::Tensor();
+    }
   }
 
   std::string missing;
   size_t n_missing = 0;
-  for (const auto& e : expected_keys(ck.config))
-    if (!ck.tensors.count(e.canonical) && n_missing++ < 8) missing += (missing.empty() ? "" : ", ") + e.hf;
+  for (const auto& e : expected_keys(config))
+    if (!seen.count(e.canonical) && n_missing++ < 8) missing += (missing.empty() ? "" : ", ") + e.hf;
   if (n_missing)
     fail(std::to_string(n_missing) + " tensor(s) missing: " + missing + (n_missing > 8 ? ", ..." : ""));
+  return config;
+}
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> hf_llama_tensor_shapes(const LlamaConfig& config) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  for (const auto& e : expected_keys(config)) out.emplace_back(e.hf, e.rule->shape(config));
+  return out;
+}
+
+LoadedCheckpoint read_hf_llama(const std::string& dir) {
+  LoadedCheckpoint ck;
+  ck.source = dir;
+  ck.config = read_hf_llama_into(dir, torch::kFloat32,
+                                 [&](const std::string& name, torch::Tensor t) { ck.tensors[name] = std::move(t); });
   return ck;
 }
 

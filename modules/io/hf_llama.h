@@ -3,7 +3,10 @@
 // table in hf_llama.cpp; q/k rows are reordered by permute_rotary_qk, the only place that knows the two layouts.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -25,9 +28,18 @@ torch::Tensor permute_rotary_qk(const torch::Tensor& w, int64_t n_heads, RotaryD
 LlamaConfig llama_config_from_hf_json(const nlohmann::json& j, const std::string& where);
 nlohmann::json llama_config_to_hf_json(const LlamaConfig& config);
 
-// Reads a Hugging Face LLaMA folder into canonical fp32 tensors (BF16/F16 converted). Unknown or missing tensors,
-// wrong shapes and shards that disagree with their index are errors naming the key and the file.
+// Streams a Hugging Face LLaMA folder: `prepare` gets the config (tie_embeddings resolved) before any tensor is read,
+// then every tensor is read from its (mapped) shard, converted to `dtype` and our layout, and handed to `sink` one at
+// a time, so memory holds one tensor beyond what the sink keeps. Unknown or missing tensors, wrong shapes and shards
+// that disagree with their index are errors naming the key and the file.
+using TensorSink = std::function<void(const std::string& canonical, torch::Tensor tensor)>;
+LlamaConfig read_hf_llama_into(const std::string& dir, torch::Dtype dtype, const TensorSink& sink,
+                               const std::function<void(const LlamaConfig&)>& prepare = {});
+// The same into canonical fp32 tensors (BF16/F16 converted).
 LoadedCheckpoint read_hf_llama(const std::string& dir);
+
+// (HF name, shape) of every tensor a folder of this config holds, in our writing order.
+std::vector<std::pair<std::string, std::vector<int64_t>>> hf_llama_tensor_shapes(const LlamaConfig& config);
 
 // Writes `ck` as a Hugging Face LLaMA folder (config.json + model.safetensors, fp32) that transformers can load;
 // `ck` must hold exactly the canonical tensors of its config. Creates `dir` if needed; files are replaced atomically.

@@ -3,6 +3,9 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include <set>
+
+#include "modules/io/hf_llama.h"
 #include "modules/io/model_files.h"
 #include "modules/io/model_format.h"
 #include "modules/packed/packed_model.h"
@@ -28,10 +31,43 @@ std::string find_tokenizer_near(const std::string& model_path) {
   return found.empty() ? "" : found.front();
 }
 
-LoadedModel load_model(const std::string& path) {
+namespace {
+
+// Streams a Hugging Face folder into a model built without initialisation: each parameter's storage is replaced by
+// the tensor read for it (converted to the target dtype and device), strictly: every parameter once, shapes equal.
+Llama load_hf_streaming(const std::string& path, const LoadOptions& o) {
+  Llama model{nullptr};
+  torch::OrderedDict<std::string, torch::Tensor> params;  // handles of the model's parameters
+  std::set<std::string> filled;
+  read_hf_llama_into(
+      path, o.dtype,
+      [&](const std::string& name, torch::Tensor t) {
+        torch::Tensor* p = params.find(name);
+        if (!p) throw std::runtime_error(path + ": tensor '" + name + "' has no place in the model");
+        if (p->sizes() != t.sizes()) throw std::runtime_error(path + ": tensor '" + name + "' has the wrong shape");
+        p->set_data(t.to(o.device));
+        filled.insert(name);
+      },
+      [&](const LlamaConfig& config) {
+        SkipInitGuard skip;
+        model = Llama(config);
+        model->to(o.device);  // buffers (rotary tables); the parameters are replaced one by one
+        params = model->named_parameters();
+      });
+  for (const auto& p : model->named_parameters())
+    if (!filled.count(p.key())) throw std::runtime_error(path + ": no tensor for parameter '" + p.key() + "'");
+  return model;
+}
+
+}  // namespace
+
+LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   LoadedModel out;
   out.format = detect_model_format(path);
-  if (out.format == "llama2c" || out.format == "hf") {
+  if (out.format == "hf") {
+    torch::NoGradGuard no_grad;
+    out.model = load_hf_streaming(path, options);
+  } else if (out.format == "llama2c") {
     const LoadedCheckpoint ck = read_fp_checkpoint(path);
     out.model = Llama(ck.config);
     out.model->load_fp_state(ck.tensors);
@@ -42,6 +78,7 @@ LoadedModel load_model(const std::string& path) {
   } else {
     throw std::runtime_error(path + ": model format '" + out.format + "' cannot be loaded by this build");
   }
+  if (out.format == "llama2c" || out.format == "checkpoint") out.model->to(options.device, options.dtype);
   out.model->eval();
   out.tokenizer = find_tokenizer_near(path);
   out.path = path;

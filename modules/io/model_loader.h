@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include <torch/types.h>
+
 #include "modules/llama.h"
 
 namespace bmos {
@@ -17,7 +19,14 @@ struct LoadedModel {
 
 // `path` names the model itself: a run folder is resolved to its newest checkpoint by the caller
 // (trainer/checkpoint/checkpoint.h resolve_model_path), the one place that knows the run layout.
-LoadedModel load_model(const std::string& path);
+struct LoadOptions {
+  torch::Dtype dtype = torch::kFloat32;  // parameters' dtype (a bf16 teacher: torch::kBFloat16)
+  torch::Device device = torch::kCPU;    // where the parameters live
+};
+
+// A Hugging Face folder streams tensor by tensor into an uninitialised model of `dtype` on `device` (peak memory: the
+// model in that dtype plus one tensor); the other formats load as fp32 and are converted after.
+LoadedModel load_model(const std::string& path, const LoadOptions& options = {});
 
 // A tokenizer file in the model's folder (tokenizer.model, tok*.model, tokenizer.bin, tok*.bin, tokenizer.json),
 // or "" when there is none.

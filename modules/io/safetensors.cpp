@@ -210,7 +210,14 @@ torch::Tensor SafetensorsFile::load(const std::string& name) const {
   // Copied out rather than wrapped: the data buffer need not be aligned for the dtype, and the tensor must outlive
   // the mapping.
   torch::Tensor out = torch::empty(t.shape, torch::TensorOptions().dtype(spec->torch_type));
-  std::memcpy(out.data_ptr(), map_ + data_start_ + t.begin, t.end - t.begin);
+  const unsigned char* src = map_ + data_start_ + t.begin;
+  std::memcpy(out.data_ptr(), src, t.end - t.begin);
+  // The copy is ours now: hand the mapped pages back (they stay in the page cache), so reading a model tensor by
+  // tensor keeps resident memory at what the caller holds, not the whole file.
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = (reinterpret_cast<uintptr_t>(src) + page - 1) / page * page;
+  const uintptr_t hi = reinterpret_cast<uintptr_t>(src + (t.end - t.begin)) / page * page;
+  if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
   if (t.dtype == "BOOL") out = out.ne(0);  // any non-zero byte is true; a raw kBool byte outside {0,1} is undefined
   return out;
 }
@@ -241,34 +248,27 @@ std::string natural_dtype(const torch::Tensor& t) {
 
 }  // namespace
 
-void write_safetensors(const std::string& path, const std::vector<SafetensorsEntry>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+void write_safetensors_streaming(const std::string& path, const std::vector<SafetensorsInfo>& layout,
+                                 const std::function<torch::Tensor(size_t)>& produce,
+                                 const std::map<std::string, std::string>& metadata) {
   auto wfail = [&](const std::string& what) {
     throw std::runtime_error("writing safetensors file '" + path + "': " + what);
   };
-
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::vector<torch::Tensor> data;  // contiguous CPU copies, in write order
+  std::vector<uint64_t> sizes;
   uint64_t offset = 0;
-  for (const auto& e : tensors) {
+  for (const auto& e : layout) {
     if (e.name.empty() || e.name == "__metadata__") wfail("invalid tensor name '" + e.name + "'");
     if (header.contains(e.name)) wfail("tensor '" + e.name + "' given twice");
-    if (!e.tensor.defined()) wfail("tensor '" + e.name + "' is undefined");
-    const std::string natural = natural_dtype(e.tensor);
-    std::string dtype = e.dtype.empty() ? natural : e.dtype;
-    if (natural.empty())
-      wfail("tensor '" + e.name + "' has torch dtype " + std::string(c10::toString(e.tensor.scalar_type())) +
-            ", which safetensors writing does not support (supported: " + supported_dtypes() + ")");
-    if (dtype == "U32" ? natural != "I32" : dtype != natural)
-      wfail("tensor '" + e.name + "': dtype '" + dtype + "' does not fit its torch dtype " +
-            std::string(c10::toString(e.tensor.scalar_type())) + " (only U32 overrides, for an int32 tensor)");
-    torch::Tensor t = e.tensor.detach().to(torch::kCPU).contiguous();
-    if (dtype == "BOOL") t = t.to(torch::kUInt8);  // one byte each, 0 or 1
-    const uint64_t bytes = static_cast<uint64_t>(t.numel()) * t.element_size();
-    header[e.name] = {{"dtype", dtype}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
+    const DtypeSpec* spec = find_dtype(e.dtype);
+    if (!spec) wfail("tensor '" + e.name + "': unsupported dtype '" + e.dtype + "' (supported: " + supported_dtypes() + ")");
+    uint64_t numel = 1;
+    for (int64_t d : e.shape) numel *= static_cast<uint64_t>(d);
+    const uint64_t bytes = numel * spec->itemsize;
+    header[e.name] = {{"dtype", e.dtype}, {"shape", e.shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
-    data.push_back(t);
+    sizes.push_back(bytes);
   }
   std::string text = header.dump();
   text.append((8 - (8 + text.size()) % 8) % 8, ' ');  // data buffer starts 8-byte aligned
@@ -278,20 +278,25 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsEnt
   if (final_path.has_parent_path() && !fs::is_directory(final_path.parent_path()))
     wfail("folder '" + final_path.parent_path().string() + "' does not exist");
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
+  try {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) wfail("cannot create temporary file '" + tmp + "': " + std::strerror(errno));
     const uint64_t n = text.size();
     out.write(reinterpret_cast<const char*>(&n), 8);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const auto& t : data)
-      out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
-    out.flush();
-    if (!out) {
-      out.close();
-      fs::remove(tmp);
-      wfail("write failed on '" + tmp + "' (disk full?)");
+    for (size_t i = 0; i < layout.size(); ++i) {
+      torch::Tensor t = produce(i).detach().to(torch::kCPU).contiguous();
+      if (layout[i].dtype == "BOOL") t = t.to(torch::kUInt8);  // one byte each, 0 or 1
+      if (t.sizes().vec() != layout[i].shape || uint64_t(t.numel()) * t.element_size() != sizes[i])
+        wfail("tensor '" + layout[i].name + "' does not have the shape and dtype its header entry declares");
+      out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(sizes[i]));
+      if (!out) wfail("write failed on '" + tmp + "' (disk full?)");
     }
+    out.flush();
+    if (!out) wfail("write failed on '" + tmp + "' (disk full?)");
+  } catch (...) {
+    fs::remove(tmp);
+    throw;
   }
   std::error_code ec;
   fs::rename(tmp, final_path, ec);
@@ -299,6 +304,31 @@ void write_safetensors(const std::string& path, const std::vector<SafetensorsEnt
     fs::remove(tmp);
     wfail("cannot rename '" + tmp + "' into place: " + ec.message());
   }
+}
+
+void write_safetensors(const std::string& path, const std::vector<SafetensorsEntry>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  auto wfail = [&](const std::string& what) {
+    throw std::runtime_error("writing safetensors file '" + path + "': " + what);
+  };
+  std::vector<SafetensorsInfo> layout;
+  for (const auto& e : tensors) {
+    if (!e.tensor.defined()) wfail("tensor '" + e.name + "' is undefined");
+    const std::string natural = natural_dtype(e.tensor);
+    std::string dtype = e.dtype.empty() ? natural : e.dtype;
+    if (natural.empty())
+      wfail("tensor '" + e.name + "' has torch dtype " + std::string(c10::toString(e.tensor.scalar_type())) +
+            ", which safetensors writing does not support (supported: " + supported_dtypes() + ")");
+    if (dtype == "U32" ? natural != "I32" : dtype != natural)
+      wfail("tensor '" + e.name + "': dtype '" + dtype + "' does not fit its torch dtype " +
+            std::string(c10::toString(e.tensor.scalar_type())) + " (only U32 overrides, for an int32 tensor)");
+    SafetensorsInfo info;
+    info.name = e.name;
+    info.dtype = dtype;
+    info.shape = e.tensor.sizes().vec();
+    layout.push_back(info);
+  }
+  write_safetensors_streaming(path, layout, [&](size_t i) { return tensors[i].tensor; }, metadata);
 }
 
 }  // namespace bmos

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -72,5 +73,11 @@ struct SafetensorsEntry {
 // when alignment matters). Written to a temporary file in the same folder and renamed, so a crash never leaves half a file.
 void write_safetensors(const std::string& path, const std::vector<SafetensorsEntry>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+
+// The same, one tensor at a time: `layout` gives each tensor's name, dtype and shape (begin/end are ignored), and
+// produce(i) makes tensor i just before it is written, so memory holds one tensor, whatever the file's size.
+void write_safetensors_streaming(const std::string& path, const std::vector<SafetensorsInfo>& layout,
+                                 const std::function<torch::Tensor(size_t)>& produce,
+                                 const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace bmos

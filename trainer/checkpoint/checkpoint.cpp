@@ -45,6 +45,8 @@ std::string save_checkpoint(const std::string& root, const TrainState& state, Ll
   save_model_files(tmp.string(), model);
   torch::save(optimizer, (tmp / "optimizer.pt").string());
   torch::save(at::detail::getDefaultCPUGenerator().get_state(), (tmp / "rng.pt").string());
+  if (model->device().is_cuda())  // the device's own generator too (dropout-free today, but exact resume promises it)
+    torch::save(at::globalContext().defaultGenerator(model->device()).get_state(), (tmp / "rng_cuda.pt").string());
   std::ofstream(tmp / "job.yaml") << job_text;
   const json meta = {{"format", "bmos-checkpoint"}, {"version", kCheckpointVersion}, {"step", state.step},
                      {"tokens", state.tokens},      {"job_hash", state.job_hash},   {"data_cursor", state.data_cursor},
@@ -110,6 +112,13 @@ TrainState load_checkpoint(const std::string& dir, Llama& model, torch::optim::O
   torch::load(rng, (fs::path(dir) / "rng.pt").string());
   at::Generator gen = at::detail::getDefaultCPUGenerator();  // a handle to the global generator
   gen.set_state(rng);
+  const fs::path cuda_rng = fs::path(dir) / "rng_cuda.pt";
+  if (model->device().is_cuda() && fs::exists(cuda_rng)) {
+    torch::Tensor state;
+    torch::load(state, cuda_rng.string());
+    at::Generator cuda_gen = at::globalContext().defaultGenerator(model->device());  // a handle, as above
+    cuda_gen.set_state(state);
+  }
   return s;
 }
 

@@ -4,6 +4,7 @@
 //   model.json + model.safetensors   the student (modules/io/model_files.h)
 //   optimizer.pt       AdamW state (torch::save)
 //   rng.pt             torch's default CPU generator state
+//   rng_cuda.pt        the CUDA generator's state of the model's device (CUDA runs only)
 //   job.yaml           the job file as run
 // A checkpoint is written under a temporary name and renamed, so a crash never leaves half of one behind; only
 // folders that carry checkpoint.json count. The newest `keep` are kept.

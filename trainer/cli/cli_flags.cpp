@@ -9,6 +9,9 @@ DEFINE_string(tokenizer, "", "tokenizer: SentencePiece .model, llama2.c tokenize
 DEFINE_int32(threads, 0, "CPU threads (0 = all cores)");
 DEFINE_string(device, "cpu", "cpu | cuda");
 DEFINE_uint64(seed, 42, "random seed");
+DEFINE_string(out, "", "output folder (an earlier export or model written there is replaced)");
+DEFINE_string(set, "", "job overrides 'key.path=value; key.path=value' applied before parsing, e.g. "
+                       "'quant.experts=2; run.out_dir=runs/e2' (a run's job.yaml records the result)");
 
 namespace bmos {
 
@@ -17,6 +20,17 @@ std::vector<std::string> split_commas(const std::string& s) {
   std::stringstream ss(s);
   for (std::string item; std::getline(ss, item, ',');)
     if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::vector<std::string> split_overrides(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string o; std::getline(ss, o, ';');) {
+    o.erase(0, o.find_first_not_of(" \t"));
+    o.erase(o.find_last_not_of(" \t") + 1);
+    if (!o.empty()) out.push_back(o);
+  }
   return out;
 }
 

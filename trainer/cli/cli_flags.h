@@ -12,10 +12,14 @@ DECLARE_string(tokenizer);  // tokenizer path (.model, tokenizer.bin, GPT-2 fold
 DECLARE_int32(threads);     // CPU threads (0 = all cores)
 DECLARE_string(device);     // cpu | cuda
 DECLARE_uint64(seed);       // RNG seed
+DECLARE_string(out);        // output folder (bmos export, bmos init-model); an earlier output there is replaced
+DECLARE_string(set);        // job overrides 'key.path=value; ...' (bmos train, bmos plan)
 
 namespace bmos {
 
 // "a,b,,c" -> {"a", "b", "c"}: the list flags (--ppl, --tasks, --size_report).
 std::vector<std::string> split_commas(const std::string& s);
+// "a=1; b=2 ;" -> {"a=1", "b=2"}: --set's overrides, trimmed.
+std::vector<std::string> split_overrides(const std::string& s);
 
 }  // namespace bmos

@@ -21,7 +21,6 @@
 #include "trainer/job/job_config.h"
 
 DEFINE_string(checkpoint, "", "checkpoint folder, or run folder (its newest checkpoint)");
-DEFINE_string(out, "", "output folder (an earlier export there is replaced)");
 DEFINE_string(scale_dtype, "f16", "dtype of scales and router: f16 | bf16 | f32");
 DEFINE_string(fp_dtype, "f16", "dtype of everything kept full precision (embeddings, head, norms): "
                                "f16 | bf16 | f32");

@@ -1,6 +1,5 @@
 // bmos train JOB.yaml [--resume]
 #include <cstdio>
-#include <sstream>
 #include <stdexcept>
 
 #include "trainer/cli/cli_flags.h"
@@ -8,21 +7,12 @@
 #include "trainer/trainer.h"
 
 DEFINE_bool(resume, false, "continue from the newest checkpoint of the run");
-DEFINE_string(set, "", "job overrides 'key.path=value; key.path=value' applied before parsing, e.g. "
-                       "'quant.experts=2; run.out_dir=runs/e2' (the run's job.yaml records the result)");
 
 namespace bmos {
 
 int cmd_train(const std::vector<std::string>& args) {
   if (args.size() != 1) throw std::invalid_argument("usage: bmos train JOB.yaml [--resume] [--set 'k.p=v; ...']");
-  std::vector<std::string> overrides;
-  std::stringstream ss(FLAGS_set);
-  for (std::string o; std::getline(ss, o, ';');) {
-    o.erase(0, o.find_first_not_of(" \t"));
-    o.erase(o.find_last_not_of(" \t") + 1);
-    if (!o.empty()) overrides.push_back(o);
-  }
-  JobConfig job = load_job(args[0], overrides);
+  JobConfig job = load_job(args[0], split_overrides(FLAGS_set));
   if (FLAGS_threads > 0) job.run.threads = FLAGS_threads;  // the command line wins over run.threads
   Trainer trainer(std::move(job), FLAGS_resume);
   const TrainSummary s = trainer.train();

@@ -12,5 +12,7 @@ int cmd_data(const std::vector<std::string>& args);      // bmos data prepare JO
 int cmd_train(const std::vector<std::string>& args);     // bmos train JOB.yaml [--resume]
 int cmd_eval(const std::vector<std::string>& args);      // bmos eval JOB.yaml | bmos eval --model PATH ...
 int cmd_export(const std::vector<std::string>& args);    // bmos export --checkpoint DIR --out DIR
+int cmd_plan(const std::vector<std::string>& args);      // bmos plan JOB.yaml [--world N]
+int cmd_init_model(const std::vector<std::string>& args);  // bmos init-model --like CONFIG.json --out DIR
 
 }  // namespace bmos

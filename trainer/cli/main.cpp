@@ -35,13 +35,18 @@ const std::vector<Subcommand>& subcommands() {
       {"data", bmos::cmd_data, "data prepare JOB.yaml [--rebuild] | data generate JOB.yaml [--gen_seed S ...]",
        "cmd_data.cpp", {"threads"}},
       {"train", bmos::cmd_train, "train JOB.yaml [--resume] [--set 'key.path=value; ...']", "cmd_train.cpp",
-       {"threads"}},
+       {"threads", "set"}},
       {"eval", bmos::cmd_eval,
        "eval JOB.yaml | eval --model PATH [--tokenizer PATH] [--ppl NAME=FILE,...] [--tasks all --tasks_dir DIR] "
        "[--json FILE]",
        "cmd_eval.cpp", {"model", "tokenizer", "threads", "device"}},
       {"export", bmos::cmd_export, "export --checkpoint DIR --out DIR | export --size_report llama2-7b,...",
-       "cmd_export.cpp", {"tokenizer", "threads", "seed"}},
+       "cmd_export.cpp", {"tokenizer", "threads", "seed", "out"}},
+      {"plan", bmos::cmd_plan,
+       "plan JOB.yaml [--world N] [--device_memory GB] [--teacher_config CONFIG.json] [--set 'k.p=v; ...']",
+       "cmd_plan.cpp", {"set"}},
+      {"init-model", bmos::cmd_init_model, "init-model --like CONFIG.json --out DIR [--seed S] [--shard_gb G]",
+       "cmd_init_model.cpp", {"seed", "out"}},
   };
   return all;
 }

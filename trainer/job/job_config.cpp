@@ -147,12 +147,18 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
   run.check_unknown();
   if (job.run.name.empty()) job.run.name = fs::path(file).stem().string();
   if (job.run.out_dir.empty()) job.run.out_dir = "runs/" + job.run.name;
-  if (job.run.device != "cpu" && job.run.device != "cuda") run.fail("device", "must be cpu or cuda");
+  {
+    const std::string& d = job.run.device;
+    const bool cuda_n = d.rfind("cuda:", 0) == 0 && d.size() > 5 &&
+                        d.find_first_not_of("0123456789", 5) == std::string::npos;
+    if (d != "cpu" && d != "cuda" && !cuda_n) run.fail("device", "must be cpu, cuda or cuda:N");
+  }
   if (job.run.threads < 0) run.fail("threads", "must be >= 0 (0 = all cores)");
 
   Section teacher = top.sub("teacher");
   teacher.get("format", job.teacher.format);
   teacher.get("path", job.teacher.path);
+  teacher.get("dtype", job.teacher.dtype);
   job.teacher.path = resolve(base_dir, job.teacher.path);
   {
     Section init = teacher.sub("init");
@@ -165,6 +171,8 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
     init.check_unknown();
   }
   teacher.check_unknown();
+  if (job.teacher.dtype != "auto" && job.teacher.dtype != "bf16" && job.teacher.dtype != "fp32")
+    teacher.fail("dtype", "must be auto, bf16 or fp32");
   static const std::set<std::string> kFormats = {"auto", "llama2c", "hf", "checkpoint", "random"};
   if (!kFormats.count(job.teacher.format)) teacher.fail("format", "must be one of auto, llama2c, hf, checkpoint, random");
   if (job.teacher.format == "random") {
@@ -191,7 +199,8 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
   if (job.quant.method != "binarymos" && job.quant.method != "sign" && job.quant.method != "none")
     quant.fail("method", "must be binarymos, sign or none");
   if (job.quant.experts < 1 || job.quant.experts > 64) quant.fail("experts", "must be between 1 and 64");
-  if (job.quant.init != "svd" && job.quant.init != "power") quant.fail("init", "must be svd or power");
+  if (job.quant.init != "auto" && job.quant.init != "svd" && job.quant.init != "power")
+    quant.fail("init", "must be auto, svd or power");
 
   Section data = top.sub("data");
   data.get("seq_len", job.data.seq_len);
@@ -257,7 +266,13 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
   train.get("min_lr_ratio", job.train.min_lr_ratio);
   train.get("clip", job.train.clip);
   train.get("log_every", job.train.log_every);
+  train.get_list("freeze", job.train.freeze);
+  train.get("activation_checkpointing", job.train.activation_checkpointing);
+  train.get("attention_chunk", job.train.attention_chunk);
+  train.get("logit_chunk", job.train.logit_chunk);
   train.check_unknown();
+  if (job.train.attention_chunk < 0) train.fail("attention_chunk", "must be >= 0 (0 = the whole sequence at once)");
+  if (job.train.logit_chunk < -1) train.fail("logit_chunk", "must be -1 (off), 0 (auto) or a token count");
   if (job.train.batch_size < 1) train.fail("batch_size", "must be >= 1");
   if (job.train.grad_accum < 1) train.fail("grad_accum", "must be >= 1");
   if (!(job.train.lr > 0)) train.fail("lr", "must be > 0");

@@ -16,13 +16,15 @@ struct RunConfig {
   std::string name;             // run.name             e.g. stories260k-e4
   std::string out_dir;          // run.out_dir          default runs/<name> (relative to the current directory)
   uint64_t seed = 42;           // run.seed
-  std::string device = "cpu";   // run.device           cpu | cuda
+  std::string device = "cpu";   // run.device           cpu | cuda | cuda:N (teacher, student, batches, RNG live there)
   int threads = 0;              // run.threads          0 = all cores
 };
 
 struct ModelSource {
   std::string format = "auto";  // teacher.format       auto | llama2c | hf | checkpoint | random
   std::string path;             // teacher.path         file or folder; empty with format: random
+  std::string dtype = "auto";   // teacher.dtype        auto | bf16 | fp32 (auto: bf16 on CUDA, fp32 on the CPU,
+                                //                      where libtorch 1.13's bf16 matmul is slower: bmos_bench TeacherForward)
   // teacher.init (format: random only): a fresh model to pretrain with quant.method none
   int64_t dim = 0, hidden_dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, max_seq_len = 0;
 };
@@ -38,7 +40,8 @@ struct QuantConfig {
   std::string method = "binarymos";  // quant.method   binarymos | sign | none
   int experts = 4;                   // quant.experts  E (1 = OneBit)
   std::vector<std::string> layers = {"layers.*.attention.*", "layers.*.feed_forward.*"};  // quant.layers
-  std::string init = "svd";          // quant.init     svd | power (power iteration, for large matrices)
+  std::string init = "auto";         // quant.init     auto | svd | power (auto: SVD below kPowerInitElements, power
+                                     //                iteration on the weight's device above: same factors, faster)
 };
 
 
@@ -73,6 +76,12 @@ struct TrainConfig {
   double min_lr_ratio = 0.0;         // train.min_lr_ratio floor of the decay, as a fraction of lr
   double clip = 1.0;                 // train.clip         global grad-norm clip (0 = off)
   int log_every = 10;                // train.log_every
+  std::vector<std::string> freeze;   // train.freeze       parameter patterns kept as they are: no gradient, no
+                                     //                    optimiser state (e.g. [tok_embeddings.weight, output.weight])
+  bool activation_checkpointing = false;  // train.activation_checkpointing  recompute each block in backward
+  int64_t attention_chunk = 1024;    // train.attention_chunk  query positions per attention block (0 = all at once)
+  int64_t logit_chunk = 0;           // train.logit_chunk  tokens per KD-loss chunk (0 = auto: 256 MiB of fp32 logits;
+                                     //                    -1 = the whole batch at once)
 };
 
 struct DistillConfig {
