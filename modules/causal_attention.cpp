@@ -27,14 +27,16 @@ struct ChunkedAttention : public torch::autograd::Function<ChunkedAttention> {
                                const torch::Tensor& v, int64_t start, double scale, int64_t chunk) {
     const int64_t BK = q.size(0), rep = q.size(1), T = q.size(2), hd = q.size(3);
     torch::Tensor out = torch::empty_like(q);                       // (BK, rep, T, hd)
-    torch::Tensor lse = torch::empty({BK, rep, T}, q.options());   // log-sum-exp of each query's scores
+    // log-sum-exp of each query's scores; bf16/fp16 scores are exponentiated in fp32, as the whole path's softmax
+    torch::Tensor lse = torch::empty({BK, rep, T}, q.options().dtype(torch::kFloat));
     for (int64_t t0 = 0; t0 < T; t0 += chunk) {
       const int64_t t1 = std::min(T, t0 + chunk), Tc = t1 - t0, S = start + t1;
       const torch::Tensor qc = q.index({Slice(), Slice(), Slice(t0, t1)}).reshape({BK, rep * Tc, hd});
       const torch::Tensor kc = k.narrow(1, 0, S), vc = v.narrow(1, 0, S);
-      const torch::Tensor s = block_scores(qc, kc, t0, t1, start, rep, scale);  // (BK, rep*Tc, S)
-      const torch::Tensor m = s.logsumexp(-1, /*keepdim=*/true);                 // (BK, rep*Tc, 1)
-      out.index_put_({Slice(), Slice(), Slice(t0, t1)}, torch::bmm((s - m).exp_(), vc).view({BK, rep, Tc, hd}));
+      const torch::Tensor s = block_scores(qc, kc, t0, t1, start, rep, scale).to(torch::kFloat);  // (BK, rep*Tc, S)
+      const torch::Tensor m = s.logsumexp(-1, /*keepdim=*/true);                                  // (BK, rep*Tc, 1)
+      const torch::Tensor p = (s - m).exp_().to(q.scalar_type());
+      out.index_put_({Slice(), Slice(), Slice(t0, t1)}, torch::bmm(p, vc).view({BK, rep, Tc, hd}));
       lse.index_put_({Slice(), Slice(), Slice(t0, t1)}, m.view({BK, rep, Tc}));
     }
     ctx->save_for_backward({q, k, v, out, lse});

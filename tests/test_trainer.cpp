@@ -229,10 +229,13 @@ TEST_F(TinyJobs, ActivationCheckpointingGivesBitIdenticalWeights) {
 }
 
 TEST_F(TinyJobs, ChunkedAttentionAndKlGiveTheWholeComputationsLossAndGradients) {
-  // One KD step's loss terms and every gradient, attention in blocks of 8 and the KL in chunks of 50 tokens vs whole.
+  // One KD step's loss terms and every gradient, attention in blocks of 8 and the KL in chunks of 50 tokens vs whole,
+  // with an fp32 teacher (the claim is about fp32 rounding).
   auto step = [&](const std::string& name, const std::string& extra) {
-    const std::string job = save_job(dir_, name, job_text(dir_, name, teacher_, "{method: binarymos, experts: 4}", 1, 0,
-                                                          extra));
+    std::string text = job_text(dir_, name, teacher_, "{method: binarymos, experts: 4}", 1, 0, extra);
+    const std::string line = "teacher: {path: " + teacher_ + "}";
+    text.replace(text.find(line), line.size(), "teacher: {path: " + teacher_ + ", dtype: fp32}");
+    const std::string job = save_job(dir_, name, text);
     Trainer t(load_job(job), false);
     torch::manual_seed(11);
     {  // move the student away from the teacher (at init they agree and the KL is rounding noise)

@@ -64,7 +64,7 @@ std::string gib(double bytes) {
 
 LlamaConfig read_model_config(const std::string& path_in) {
   const std::string path = resolve_model_path(path_in);
-  if (fs::is_regular_file(path) && fs::path(path).filename() == "config.json") {
+  if (fs::is_regular_file(path) && fs::path(path).extension() == ".json") {  // a config.json alone
     std::ifstream in(path);
     return llama_config_from_hf_json(nlohmann::json::parse(in), path);
   }
@@ -125,7 +125,7 @@ MemoryPlan plan_memory(const JobConfig& job, const LlamaConfig& c, const PlanOpt
     if (!matches_any(job.train.freeze, name)) p.trainable_params += n;
   }
   p.teacher_params = kd ? fp_params : 0;
-  const std::string dtype = job.teacher.dtype == "auto" ? (cuda ? "bf16" : "fp32") : job.teacher.dtype;
+  const std::string dtype = teacher_bf16(job.teacher.dtype, cuda) ? "bf16" : "fp32";
   const double teacher_bytes = double(p.teacher_params) * (dtype == "bf16" ? 2 : 4);
 
   // ------------------------------------------------------------------------------------------------ activations
@@ -192,13 +192,21 @@ MemoryPlan plan_memory(const JobConfig& job, const LlamaConfig& c, const PlanOpt
                        c.tie_embeddings ? "train.freeze: [tok_embeddings.weight]"
                                         : "train.freeze: [tok_embeddings.weight, output.weight]");
   std::sort(saves.rbegin(), saves.rend());
-  double need = p.total - cap;
+  double need = p.total - cap;  // > 0: what the advice has to save
   for (const auto& [bytes, what] : saves) {
-    if (p.fits && bytes < 0.05 * p.total) continue;
+    if (p.fits ? bytes < 0.05 * p.total : need <= 0) continue;  // when it fits: only what saves a noticeable share
     p.advice.push_back(what + " saves " + gib(bytes) + " GiB");
     need -= bytes;
   }
-  if (!p.fits && need > 0) p.advice.push_back("a smaller train.batch_size or data.seq_len, or more ranks");
+  if (!p.fits && need > 0) {
+    const double states = p.rows[0].bytes + p.rows[1].bytes + p.rows[2].bytes + p.rows[3].bytes;
+    if (states > cap)
+      p.advice.push_back("the teacher, weights, gradients and AdamW state alone need " + gib(states) +
+                         " GiB per rank: sharding the optimiser state over ranks (not in this build) or a device with "
+                         "more memory");
+    else
+      p.advice.push_back("a smaller train.batch_size or data.seq_len");
+  }
 
   // One checkpoint: model.safetensors (fp32 student), optimizer.pt (AdamW m, v and the step counts), small files.
   p.checkpoint_bytes = 4.0 * p.student_params + 8.0 * p.trainable_params;

@@ -39,7 +39,8 @@ struct MemoryPlan {
   int keep = 0;
 };
 
-// The teacher's shape from a model path: HF config.json, llama2.c header, our checkpoint's model.json.
+// The teacher's shape from a model path (an HF folder, a llama2.c file, our checkpoint or run folder) or from a
+// Hugging Face config .json file alone.
 LlamaConfig read_model_config(const std::string& path);
 
 MemoryPlan plan_memory(const JobConfig& job, const LlamaConfig& teacher, const PlanOptions& options);

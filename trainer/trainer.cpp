@@ -19,6 +19,7 @@
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/eval/eval_ppl.h"
 #include "trainer/eval/ppl_sets.h"
+#include "trainer/plan.h"
 
 namespace bmos {
 
@@ -56,12 +57,9 @@ Llama fp32_copy(Llama& teacher) {
   return student;
 }
 
-// The teacher's dtype: bf16 where the device computes it fast (CUDA); fp32 on the CPU, where libtorch 1.13's bf16
-// matmul is slower than fp32 (bmos_bench TeacherForward measures both).
 torch::Dtype teacher_dtype(const JobConfig& job, const torch::Device& device) {
-  if (job.quant.method == "none" || job.teacher.dtype == "fp32") return torch::kFloat32;  // pretraining: the model itself
-  if (job.teacher.dtype == "bf16") return torch::kBFloat16;
-  return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
+  if (job.quant.method == "none") return torch::kFloat32;  // pretraining: the teacher is the model itself
+  return teacher_bf16(job.teacher.dtype, device.is_cuda()) ? torch::kBFloat16 : torch::kFloat32;
 }
 
 }  // namespace
@@ -92,6 +90,7 @@ Trainer::Trainer(JobConfig job, bool resume)
   total_steps_ = job_.train.steps > 0 ? job_.train.steps : std::max<int64_t>(1, job_.train.tokens / tokens_per_step());
   if (job_.train.steps == 0 && job_.train.tokens == 0)
     throw std::runtime_error(job_.file + ": train: set a budget with train.tokens or train.steps");
+  report_plan();
   schedule_.kind = job_.train.schedule;
   schedule_.total_steps = total_steps_;
   schedule_.warmup_ratio = job_.train.warmup_ratio;
@@ -255,6 +254,14 @@ LossTerms Trainer::loss_step(const torch::Tensor& batch) {
   if (d.ce > 0) total = total + d.ce * (terms.ce = next_token_ce(s.logits, targets));
   terms.total = total;
   return terms;
+}
+
+void Trainer::report_plan() const {
+  const MemoryPlan plan = plan_memory(job_, student_->config, PlanOptions{});
+  std::fprintf(stderr, "memory plan: %.2f GiB of %.2f GiB%s (bmos plan %s shows the table)\n", plan.total / 1073741824.0,
+               plan.capacity / 1073741824.0, plan.fits ? "" : ": MAY NOT FIT", job_.file.c_str());
+  if (!plan.fits)
+    for (const auto& a : plan.advice) std::fprintf(stderr, "  to fit: %s\n", a.c_str());
 }
 
 int64_t Trainer::logit_chunk(int64_t tokens) const {

@@ -66,7 +66,8 @@ class Trainer {
   void cleanup(TrainSummary& summary);  // final evaluation and summary.json
   std::map<std::string, double> evaluate(LanguageModel& model);
   int64_t tokens_per_step() const;
-  int64_t logit_chunk(int64_t tokens) const;  // tokens per KD-loss chunk; 0 = the whole batch at once
+  int64_t logit_chunk(int64_t tokens) const;
+  void report_plan() const;     // bmos plan's total and verdict, on stderr before the first step  // tokens per KD-loss chunk; 0 = the whole batch at once
   std::string checkpoint_root() const;
 
   JobConfig job_;

@@ -6,6 +6,14 @@
 
 namespace bmos::kernels {
 
+bool cpu_has_bf16_dot() {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
+  return cpu_supports(CpuIsa::kAvx512) && __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
 bool cpu_supports(CpuIsa isa) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   // libgcc's __builtin_cpu_supports also checks XGETBV, i.e. that the OS saves the AVX / AVX-512 registers.

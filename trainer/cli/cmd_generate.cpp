@@ -15,6 +15,8 @@ DEFINE_string(prompt, "", "prompt text (BOS is prepended)");
 DEFINE_int64(steps, 256, "positions to fill, prompt included (capped at the model's context)");
 DEFINE_double(temperature, 1.0, "sampling temperature (0 = greedy)");
 DEFINE_double(top_p, 0.9, "nucleus sampling threshold (1 = off)");
+DEFINE_string(dtype, "fp32", "weights of a full-precision model: fp32 | bf16 (a Hugging Face folder streams straight "
+                             "into it)");
 
 namespace bmos {
 namespace {
@@ -35,7 +37,12 @@ int cmd_generate(const std::vector<std::string>& args) {
   if (!args.empty()) throw std::invalid_argument("unexpected argument '" + args[0] + "' (the prompt goes in --prompt)");
   if (FLAGS_model.empty()) throw std::invalid_argument("--model PATH is required (a llama2.c .bin, a HF folder, ...)");
   if (FLAGS_threads > 0) set_compute_threads(FLAGS_threads);
-  LoadedModel loaded = load_model(resolve_model_path(FLAGS_model));
+  if (FLAGS_dtype != "fp32" && FLAGS_dtype != "bf16") throw std::invalid_argument("--dtype must be fp32 or bf16");
+  LoadOptions load;
+  load.dtype = FLAGS_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  LoadedModel loaded = load_model(resolve_model_path(FLAGS_model), load);
+  if (loaded.format == "packed" && FLAGS_dtype != "fp32")
+    throw std::invalid_argument("--dtype: " + loaded.path + " is an exported packed model; its dtypes are fixed");
   const std::string tok_path = FLAGS_tokenizer.empty() ? loaded.tokenizer : FLAGS_tokenizer;
   if (tok_path.empty())
     throw std::invalid_argument("no tokenizer found beside " + FLAGS_model + ": pass --tokenizer PATH");

@@ -9,6 +9,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "kernels/cpu/cpu_isa.h"
+
 namespace bmos {
 namespace {
 
@@ -130,6 +132,11 @@ YAML::Node load_root(const std::string& text, const std::string& file) {
 }
 
 }  // namespace
+
+bool teacher_bf16(const std::string& dtype, bool cuda) {
+  if (dtype != "auto") return dtype == "bf16";
+  return cuda || kernels::cpu_has_bf16_dot();
+}
 
 JobConfig parse_job(const std::string& text, const std::string& file, const std::string& base_dir) {
   JobConfig job;
