@@ -71,8 +71,18 @@ std::string job_hash(const std::string& text) {
   return buf;
 }
 
+// A rank that waits this long for another (to join, or inside a collective) stops with an error naming itself.
+constexpr std::chrono::milliseconds kDistTimeout{std::chrono::minutes(5)};
+
 Trainer::Trainer(JobConfig job, bool resume)
     : job_(std::move(job)), resume_(resume), hash_(job_hash(job_.text)), device_(job_.run.device) {
+  group_ = std::make_unique<ProcessGroup>(DistEnv::from_environment(), kDistTimeout);
+  if (group_->active()) {
+    if (job_.train.batch_size % group_->world() != 0)
+      throw std::runtime_error(job_.file + ": train.batch_size " + std::to_string(job_.train.batch_size) +
+                               " (the global batch) does not split over " + std::to_string(group_->world()) + " ranks");
+    if (device_.is_cuda() && !device_.has_index()) device_ = torch::Device(torch::kCUDA, group_->local_rank());
+  }
   if (device_.is_cuda() && !torch::cuda::is_available())
     throw std::runtime_error(job_.file + ": run.device: '" + job_.run.device +
                              "' is not available: this libtorch build has no CUDA device (use cpu)");
@@ -86,6 +96,7 @@ Trainer::Trainer(JobConfig job, bool resume)
   setup_optimizer();
   for (const auto& p : student_->parameters())
     if (p.requires_grad()) params_.push_back(p);
+  buckets_ = std::make_unique<GradientBuckets>(params_);
   data_ = make_batch_source(job_, *tokenizer_);
   total_steps_ = job_.train.steps > 0 ? job_.train.steps : std::max<int64_t>(1, job_.train.tokens / tokens_per_step());
   if (job_.train.steps == 0 && job_.train.tokens == 0)
@@ -151,7 +162,7 @@ void Trainer::setup_model() {
   spec.patterns = job_.quant.layers;
   spec.init = job_.quant.init;
   const ReplaceReport rep = replace_linears(student_, spec);
-  std::fprintf(stderr, "student: %s\n", rep.summary().c_str());
+  if (lead()) std::fprintf(stderr, "student: %s\n", rep.summary().c_str());
   freeze_parameters();
   student_->set_run_options({job_.train.attention_chunk, job_.train.activation_checkpointing});
   if (teacher_) teacher_->set_run_options({job_.train.attention_chunk, false});
@@ -257,6 +268,7 @@ LossTerms Trainer::loss_step(const torch::Tensor& batch) {
 }
 
 void Trainer::report_plan() const {
+  if (!lead()) return;
   const MemoryPlan plan = plan_memory(job_, student_->config, PlanOptions{});
   std::fprintf(stderr, "memory plan: %.2f GiB of %.2f GiB%s (bmos plan %s shows the table)\n", plan.total / 1073741824.0,
                plan.capacity / 1073741824.0, plan.fits ? "" : ": MAY NOT FIT", job_.file.c_str());
@@ -303,9 +315,11 @@ TrainSummary Trainer::train() {
   InterruptGuard interrupt;
   const int64_t start_step = step_;
   const auto t0 = std::chrono::steady_clock::now();
-  std::fprintf(stderr, "train: %lld steps of %lld tokens (batch %lld x seq %lld x accum %lld), %d threads\n",
-               (long long)total_steps_, (long long)tokens_per_step(), (long long)job_.train.batch_size,
-               (long long)job_.data.seq_len, (long long)job_.train.grad_accum, at::get_num_threads());
+  if (lead())
+    std::fprintf(stderr, "train: %lld steps of %lld tokens (batch %lld x seq %lld x accum %lld), %d threads x %d ranks\n",
+                 (long long)total_steps_, (long long)tokens_per_step(), (long long)job_.train.batch_size,
+                 (long long)job_.data.seq_len, (long long)job_.train.grad_accum, at::get_num_threads(),
+                 group_->world());
   while (step_ < total_steps_) {
     const StepResult r = train_step();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -313,9 +327,10 @@ TrainSummary Trainer::train() {
     if (step_ % job_.train.log_every == 0 || last || step_ == start_step + 1) log_step(r, secs, start_step);
     if (job_.eval.every > 0 && step_ % job_.eval.every == 0 && !last) evaluate_during_training();
     if ((job_.checkpoint.every > 0 && step_ % job_.checkpoint.every == 0) || last) save();
-    if (interrupt.interrupted()) {
-      if (last_checkpoint_.empty() || read_train_state(last_checkpoint_).step != step_) save();
-      std::fprintf(stderr, "interrupted: saved %s; continue with --resume\n", last_checkpoint_.c_str());
+    // Every rank stops at the same step: a Ctrl-C seen by any of them counts for all.
+    if (group_->all_reduce_max(interrupt.interrupted() ? 1.0 : 0.0, "interrupt check") > 0) {
+      if (last_saved_step_ != step_) save();
+      if (lead()) std::fprintf(stderr, "interrupted: saved %s; continue with --resume\n", last_checkpoint_.c_str());
       summary.interrupted = true;
       break;
     }
@@ -323,6 +338,8 @@ TrainSummary Trainer::train() {
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   summary.tokens_per_second =
       summary.seconds > 0 ? double((step_ - start_step) * tokens_per_step()) / summary.seconds : 0;
+  summary.comm_seconds = comm_seconds_;
+  summary.rank = group_->rank();
   cleanup(summary);
   return summary;
 }
@@ -334,6 +351,7 @@ int64_t Trainer::tokens_per_step() const {
 std::string Trainer::checkpoint_root() const { return (fs::path(job_.run.out_dir) / "checkpoints").string(); }
 
 void Trainer::prepare_run_folder() {
+  if (!lead()) return;  // the other ranks write nothing to the run folder
   fs::create_directories(checkpoint_root());
   std::ofstream(fs::path(job_.run.out_dir) / "job.yaml") << job_.text;
   metrics_file_ = std::make_unique<std::ofstream>(fs::path(job_.run.out_dir) / "metrics.jsonl", std::ios::app);
@@ -342,7 +360,7 @@ void Trainer::prepare_run_folder() {
 void Trainer::resume() {
   const std::string ck = newest_checkpoint(checkpoint_root());
   if (ck.empty()) {
-    std::fprintf(stderr, "resume: no checkpoint in %s, starting from step 0\n", checkpoint_root().c_str());
+    if (lead()) std::fprintf(stderr, "resume: no checkpoint in %s, starting from step 0\n", checkpoint_root().c_str());
     return;
   }
   const TrainState st = load_checkpoint(ck, student_, *optimizer_);
@@ -353,7 +371,8 @@ void Trainer::resume() {
   step_ = st.step;
   tokens_ = st.tokens;
   last_checkpoint_ = ck;
-  std::fprintf(stderr, "resume: %s (step %lld, %lld tokens)\n", ck.c_str(), (long long)step_, (long long)tokens_);
+  last_saved_step_ = step_;
+  if (lead()) std::fprintf(stderr, "resume: %s (step %lld, %lld tokens)\n", ck.c_str(), (long long)step_, (long long)tokens_);
 }
 
 Trainer::StepResult Trainer::train_step() {
@@ -369,7 +388,11 @@ Trainer::StepResult Trainer::train_step() {
     into = into.defined() ? into + d : d;
   };
   for (int64_t a = 0; a < job_.train.grad_accum; ++a) {
-    LossTerms terms = loss_step(data_->next(job_.train.batch_size).to(device_));
+    // Every rank reads the global batch and keeps its own rows: any world size sees the same global batches.
+    torch::Tensor batch = data_->next(job_.train.batch_size);  // (B, T + 1)
+    const int64_t rows = job_.train.batch_size / group_->world();
+    if (group_->active()) batch = batch.narrow(0, group_->rank() * rows, rows);
+    LossTerms terms = loss_step(batch.to(device_));
     check_finite(terms);
     (terms.total / accum).backward();
     add(r.terms.kl, terms.kl);
@@ -377,6 +400,7 @@ Trainer::StepResult Trainer::train_step() {
     add(r.terms.ce, terms.ce);
     add(r.terms.total, terms.total);
   }
+  comm_seconds_ += buckets_->average(*group_);  // every rank now holds the global mean gradient
   const double max_norm = job_.train.clip > 0 ? job_.train.clip : std::numeric_limits<double>::infinity();
   r.grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
   if (!std::isfinite(r.grad_norm)) {
@@ -398,6 +422,18 @@ Trainer::StepResult Trainer::train_step() {
 void Trainer::check_finite(const LossTerms& terms) const {
   const char* names[] = {"kl", "hidden_mse", "ce"};
   const torch::Tensor* parts[] = {&terms.kl, &terms.hidden_mse, &terms.ce};
+  if (group_->active()) {  // a NaN on any rank stops every rank, naming the first bad term of the highest such rank
+    int bad = 0;
+    for (int i = 2; i >= 0; --i)
+      if (parts[i]->defined() && !std::isfinite(parts[i]->item<double>())) bad = i + 1;
+    const int worst = int(group_->all_reduce_max(bad ? group_->rank() * 4 + bad : 0, "non-finite loss check"));
+    if (worst > 0)
+      throw std::runtime_error("step " + std::to_string(step_ + 1) + ": loss term '" + names[worst % 4 - 1] +
+                               "' is not finite on rank " + std::to_string(worst / 4) +
+                               "; nothing was trained on it (last checkpoint: " +
+                               (last_checkpoint_.empty() ? std::string("none") : last_checkpoint_) + ")");
+    return;
+  }
   for (int i = 0; i < 3; ++i) {
     if (!parts[i]->defined() || std::isfinite(parts[i]->item<double>())) continue;
     throw std::runtime_error("step " + std::to_string(step_ + 1) + ": loss term '" + names[i] + "' is " +
@@ -407,29 +443,45 @@ void Trainer::check_finite(const LossTerms& terms) const {
 }
 
 void Trainer::log_step(const StepResult& r, double seconds, int64_t start_step) {
-  const LossTerms& t = r.terms;
+  // The global loss terms: each rank's mean over its rows, averaged over the ranks (equal shares).
+  std::vector<torch::Tensor> v{torch::tensor({item(r.terms.total), item(r.terms.kl), item(r.terms.hidden_mse),
+                                              item(r.terms.ce)}, torch::kFloat64)};
+  group_->all_reduce_sum(v, "loss logging");
+  v[0].div_(double(group_->world()));
+  if (!lead()) return;
+  const double total = v[0][0].item<double>(), kl = v[0][1].item<double>(), mse = v[0][2].item<double>(),
+               ce = v[0][3].item<double>();
   const double lr = group_lr_[0] * r.lr_factor;
-  last_metrics_ = {{"step", step_},         {"tokens", tokens_},    {"lr", lr},
-                   {"loss", item(t.total)}, {"kl", item(t.kl)},     {"hidden_mse", item(t.hidden_mse)},
-                   {"ce", item(t.ce)},      {"grad_norm", r.grad_norm}, {"seconds", seconds}};
+  last_metrics_ = {{"step", step_},    {"tokens", tokens_}, {"lr", lr},
+                   {"loss", total},    {"kl", kl},          {"hidden_mse", mse},
+                   {"ce", ce},         {"grad_norm", r.grad_norm}, {"seconds", seconds}};
+  if (group_->active()) last_metrics_["comm_seconds"] = comm_seconds_;
   *metrics_file_ << last_metrics_.dump() << "\n";
   metrics_file_->flush();
   const double tps = double((step_ - start_step) * tokens_per_step()) / seconds;
   const double eta = double(total_steps_ - step_) * seconds / double(step_ - start_step);
   std::fprintf(stderr, "step %lld/%lld | %.0f tok/s | loss %.4f (kl %.4f, mse %.4f, ce %.4f) | lr %.2e | gnorm %.3f | eta %s\n",
-               (long long)step_, (long long)total_steps_, tps, item(t.total), item(t.kl), item(t.hidden_mse),
-               item(t.ce), lr, r.grad_norm, fmt_duration(eta).c_str());
+               (long long)step_, (long long)total_steps_, tps, total, kl, mse, ce, lr, r.grad_norm,
+               fmt_duration(eta).c_str());
 }
 
 void Trainer::evaluate_during_training() {
   if (job_.eval.ppl.empty()) return;
-  student_->eval();
-  for (const auto& [n, p] : evaluate(*student_))
-    std::fprintf(stderr, "eval step %lld: %s ppl %.4f\n", (long long)step_, n.c_str(), p);
-  student_->train();
+  if (lead()) {
+    student_->eval();
+    for (const auto& [n, p] : evaluate(*student_))
+      std::fprintf(stderr, "eval step %lld: %s ppl %.4f\n", (long long)step_, n.c_str(), p);
+    student_->train();
+  }
+  group_->barrier("evaluation");
 }
 
 void Trainer::save() {
+  last_saved_step_ = step_;
+  if (!lead()) {  // every rank holds the same weights and optimiser state: rank 0 writes them
+    group_->barrier("checkpoint");
+    return;
+  }
   TrainState st{step_, tokens_, hash_, data_->cursor(), last_metrics_};
   last_checkpoint_ = save_checkpoint(checkpoint_root(), st, student_, *optimizer_, job_.text, job_.checkpoint.keep);
   // The tokenizer travels with the checkpoint, so `bmos generate/eval --model <checkpoint>` need nothing else.
@@ -438,6 +490,7 @@ void Trainer::save() {
   else if (fs::is_regular_file(tp))
     fs::copy_file(tp, fs::path(last_checkpoint_) / ("tokenizer" + tp.extension().string()),
                   fs::copy_options::overwrite_existing);
+  group_->barrier("checkpoint");
 }
 
 // ---------------------------------------------------------------------------------------------------- cleanup
@@ -445,6 +498,7 @@ void Trainer::cleanup(TrainSummary& summary) {
   summary.steps = step_;
   summary.tokens = tokens_;
   summary.checkpoint = last_checkpoint_.empty() ? newest_checkpoint(checkpoint_root()) : last_checkpoint_;
+  if (!lead()) return;
   if (!summary.interrupted && !job_.eval.ppl.empty()) {
     student_->eval();
     summary.student_ppl = evaluate(*student_);
@@ -455,7 +509,8 @@ void Trainer::cleanup(TrainSummary& summary) {
               {"steps", summary.steps}, {"tokens", summary.tokens}, {"seconds", summary.seconds},
               {"tokens_per_second", summary.tokens_per_second}, {"student_ppl", summary.student_ppl},
               {"teacher_ppl", summary.teacher_ppl}, {"checkpoint", summary.checkpoint},
-              {"interrupted", summary.interrupted}};
+              {"interrupted", summary.interrupted}, {"world_size", group_->world()},
+              {"comm_seconds", summary.comm_seconds}};
   std::ofstream(fs::path(job_.run.out_dir) / "summary.json") << out.dump(2) << "\n";
 }
 

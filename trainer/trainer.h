@@ -16,6 +16,8 @@
 #include "data/tokenizers/tokenizer.h"
 #include "modules/llama.h"
 #include "trainer/batch_source.h"
+#include "trainer/dist/grad_buckets.h"
+#include "trainer/dist/process_group.h"
 #include "trainer/job/job_config.h"
 #include "trainer/losses.h"
 #include "trainer/schedule.h"
@@ -27,6 +29,8 @@ struct TrainSummary {
   int64_t tokens = 0;
   double seconds = 0;           // wall time of this process's training loop
   double tokens_per_second = 0;
+  double comm_seconds = 0;      // in gradient all-reduces (data-parallel runs)
+  int rank = 0;                 // of this process (only rank 0's summary holds the evaluation)
   bool interrupted = false;     // stopped by SIGINT (a checkpoint was saved)
   std::map<std::string, double> student_ppl, teacher_ppl;  // final evaluation, by eval set name
   std::string checkpoint;       // the last checkpoint folder
@@ -74,6 +78,11 @@ class Trainer {
   bool resume_;
   std::string hash_;
   torch::Device device_;        // run.device: teacher, student, batches and the optimiser state live there
+  std::unique_ptr<ProcessGroup> group_;    // the ranks of a data-parallel run (one process: inactive)
+  std::unique_ptr<GradientBuckets> buckets_;
+  bool lead() const { return group_->rank() == 0; }  // the rank that prints, writes and evaluates
+  int64_t last_saved_step_ = -1;
+  double comm_seconds_ = 0;
   std::unique_ptr<Tokenizer> tokenizer_;
   Llama teacher_{nullptr};
   Llama student_{nullptr};

@@ -35,7 +35,7 @@ const std::vector<Subcommand>& subcommands() {
        "cmd_generate.cpp", {"model", "tokenizer", "threads", "seed"}},
       {"data", bmos::cmd_data, "data prepare JOB.yaml [--rebuild] | data generate JOB.yaml [--gen_seed S ...]",
        "cmd_data.cpp", {"threads"}},
-      {"train", bmos::cmd_train, "train JOB.yaml [--resume] [--set 'key.path=value; ...']", "cmd_train.cpp",
+      {"train", bmos::cmd_train, "train JOB.yaml [--resume] [--set 'key.path=value; ...'] [--nproc N]", "cmd_train.cpp",
        {"threads", "set"}},
       {"eval", bmos::cmd_eval,
        "eval JOB.yaml | eval --model PATH [--tokenizer PATH] [--ppl NAME=FILE,...] [--tasks all --tasks_dir DIR] "

@@ -1,0 +1,112 @@
+#include "trainer/dist/process_group.h"
+
+#include <cstdlib>
+#include <stdexcept>
+
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+namespace bmos {
+
+namespace {
+
+int env_int(const char* name, int fallback, int lo, int hi) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  if (*end != '\0' || x < lo || x > hi)
+    throw std::invalid_argument(std::string("environment variable ") + name + "='" + v + "': expected an integer in [" +
+                                std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return static_cast<int>(x);
+}
+
+}  // namespace
+
+DistEnv DistEnv::from_environment() {
+  DistEnv e;
+  e.world = env_int("WORLD_SIZE", 1, 1, 1 << 20);
+  e.rank = env_int("RANK", 0, 0, e.world - 1);
+  e.local_world = env_int("LOCAL_WORLD_SIZE", e.world, 1, e.world);
+  e.local_rank = env_int("LOCAL_RANK", e.rank % e.local_world, 0, e.local_world - 1);
+  if (const char* a = std::getenv("MASTER_ADDR"); a && *a) e.master_addr = a;
+  e.master_port = env_int("MASTER_PORT", 29500, 1, 65535);
+  if (e.world > 1 && (!std::getenv("RANK") || !std::getenv("MASTER_ADDR") || !std::getenv("MASTER_PORT")))
+    throw std::invalid_argument("WORLD_SIZE=" + std::to_string(e.world) +
+                                " needs RANK, MASTER_ADDR and MASTER_PORT too (set by torchrun, or use bmos train --nproc N)");
+  return e;
+}
+
+struct ProcessGroup::Impl {
+  c10::intrusive_ptr<c10d::TCPStore> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+};
+
+ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout) : env_(env) {
+  if (env.world == 1) return;
+  const std::string where = "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world) + " (store " +
+                            env.master_addr + ":" + std::to_string(env.master_port) + ")";
+  impl_ = std::make_unique<Impl>();
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<std::uint16_t>(env.master_port);
+    so.isServer = env.rank == 0;
+    so.numWorkers = static_cast<std::size_t>(env.world);
+    so.waitWorkers = true;
+    so.timeout = timeout;
+    impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(env.master_addr));
+    impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env.rank, env.world, options);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(where + ": could not join the process group within " +
+                             std::to_string(timeout.count() / 1000) + " s: " + e.what());
+  }
+}
+
+ProcessGroup::~ProcessGroup() = default;
+
+namespace {
+void wait(const c10::intrusive_ptr<c10d::Work>& work, const DistEnv& env, const char* what) {
+  try {
+    work->wait();
+  } catch (const std::exception& e) {
+    throw std::runtime_error("rank " + std::to_string(env.rank) + ": " + what + ": a collective failed (another rank " +
+                             "died, hung or was stopped?): " + e.what());
+  }
+}
+}  // namespace
+
+void ProcessGroup::all_reduce_sum(std::vector<torch::Tensor>& tensors, const char* what) {
+  if (!active() || tensors.empty()) return;
+  wait(impl_->pg->allreduce(tensors), env_, what);
+}
+
+double ProcessGroup::all_reduce_sum(double value, const char* what) {
+  std::vector<torch::Tensor> t{torch::tensor({value}, torch::kFloat64)};
+  all_reduce_sum(t, what);
+  return t[0].item<double>();
+}
+
+double ProcessGroup::all_reduce_max(double value, const char* what) {
+  if (!active()) return value;
+  std::vector<torch::Tensor> t{torch::tensor({value}, torch::kFloat64)};
+  c10d::AllreduceOptions o;
+  o.reduceOp = c10d::ReduceOp::MAX;
+  wait(impl_->pg->allreduce(t, o), env_, what);
+  return t[0].item<double>();
+}
+
+void ProcessGroup::broadcast(std::vector<torch::Tensor>& tensors, int root, const char* what) {
+  if (!active() || tensors.empty()) return;
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+  wait(impl_->pg->broadcast(tensors, o), env_, what);
+}
+
+void ProcessGroup::barrier(const char* what) {
+  if (!active()) return;
+  wait(impl_->pg->barrier(), env_, what);
+}
+
+}  // namespace bmos

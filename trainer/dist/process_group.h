@@ -1,0 +1,52 @@
+// The process group of a data-parallel run: LibTorch's c10d (TCPStore rendezvous, ProcessGroupGloo on the CPU), set
+// up from the torchrun environment, so torchrun, Slurm or `bmos train --nproc N` start the ranks. The one file that
+// knows c10d; the trainer sees ranks, a world size and a few collectives.
+//
+//   RANK, WORLD_SIZE            this process's rank and the number of ranks (absent: one process, no group)
+//   LOCAL_RANK, LOCAL_WORLD_SIZE  its rank on this host (the CUDA device it takes: cuda:LOCAL_RANK)
+//   MASTER_ADDR, MASTER_PORT    where rank 0 serves the TCPStore
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace bmos {
+
+struct DistEnv {
+  int rank = 0, world = 1, local_rank = 0, local_world = 1;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  // From the environment; a malformed or inconsistent variable is an error naming it.
+  static DistEnv from_environment();
+};
+
+class ProcessGroup {
+ public:
+  // world == 1: no group, every collective is the identity. Otherwise joins the store and the Gloo group, waiting at
+  // most `timeout` for the other ranks (an error naming this rank and the address when they do not come).
+  ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout);
+  ~ProcessGroup();
+
+  int rank() const { return env_.rank; }
+  int local_rank() const { return env_.local_rank; }
+  int world() const { return env_.world; }
+  bool active() const { return env_.world > 1; }
+
+  // In place, every rank's tensors summed (fp32/fp64 CPU tensors). `what` names the step in errors.
+  void all_reduce_sum(std::vector<torch::Tensor>& tensors, const char* what);
+  double all_reduce_sum(double value, const char* what);
+  double all_reduce_max(double value, const char* what);
+  void broadcast(std::vector<torch::Tensor>& tensors, int root, const char* what);
+  void barrier(const char* what);
+
+ private:
+  struct Impl;
+  DistEnv env_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bmos
