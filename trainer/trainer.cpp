@@ -97,7 +97,11 @@ Trainer::Trainer(JobConfig job, bool resume)
   for (const auto& p : student_->parameters())
     if (p.requires_grad()) params_.push_back(p);
   buckets_ = std::make_unique<GradientBuckets>(params_);
+  // Rank 0 prepares the token shards first; the others then find them up to date (or, on a host that does not share
+  // the cache folder, prepare their own).
+  if (!lead()) group_->barrier("data preparation");
   data_ = make_batch_source(job_, *tokenizer_);
+  if (lead()) group_->barrier("data preparation");
   total_steps_ = job_.train.steps > 0 ? job_.train.steps : std::max<int64_t>(1, job_.train.tokens / tokens_per_step());
   if (job_.train.steps == 0 && job_.train.tokens == 0)
     throw std::runtime_error(job_.file + ": train: set a budget with train.tokens or train.steps");

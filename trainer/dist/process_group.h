@@ -5,6 +5,7 @@
 //   RANK, WORLD_SIZE            this process's rank and the number of ranks (absent: one process, no group)
 //   LOCAL_RANK, LOCAL_WORLD_SIZE  its rank on this host (the CUDA device it takes: cuda:LOCAL_RANK)
 //   MASTER_ADDR, MASTER_PORT    where rank 0 serves the TCPStore
+//   GLOO_SOCKET_IFNAME          the network interface this rank talks on (many hosts; default: this host's name)
 #pragma once
 
 #include <chrono>
