@@ -82,6 +82,46 @@ std::vector<nlohmann::json> metrics(const std::string& run_dir) {
   return out;
 }
 
+struct Agreement {
+  double loss = 0, grad_norm = 0, weights = 0, routers = 0;
+  int64_t bit_equal = 0, tensors = 0;
+};
+
+// Step by step and in the final weights, how far run b is from run a (20 steps, checkpoint at step 20).
+Agreement compare_runs(const std::string& a_dir, const std::string& b_dir) {
+  Agreement g;
+  const auto m1 = metrics(a_dir), m2 = metrics(b_dir);
+  EXPECT_EQ(m1.size(), 20u);
+  EXPECT_EQ(m2.size(), 20u);
+  for (size_t i = 0; i < std::min(m1.size(), m2.size()); ++i) {
+    g.loss = std::max(g.loss, std::abs(m2[i]["loss"].get<double>() / m1[i]["loss"].get<double>() - 1));
+    g.grad_norm = std::max(g.grad_norm, std::abs(m2[i]["grad_norm"].get<double>() / m1[i]["grad_norm"].get<double>() - 1));
+  }
+  const SafetensorsFile a(a_dir + "/checkpoints/step_00000020/model.safetensors");
+  const SafetensorsFile b(b_dir + "/checkpoints/step_00000020/model.safetensors");
+  // The routers apart: at init every expert is the same copy, so a router's true gradient is zero and AdamW
+  // normalises what both runs hold there, rounding noise, into full-size steps (3e-5 after 20 steps here).
+  for (const auto& name : a.names()) {
+    const torch::Tensor x = a.load(name), y = b.load(name);
+    const double d = ((x - y).norm() / x.norm().clamp_min(1e-30)).item<double>();
+    double& worst = name.find(".router") != std::string::npos ? g.routers : g.weights;
+    worst = std::max(worst, d);
+    g.bit_equal += torch::equal(x, y);
+    ++g.tensors;
+  }
+  return g;
+}
+
+void expect_agreement(const Agreement& g, const char* what, double comm) {
+  std::printf("%s, 20 steps: worst step loss rel diff %.2e, grad norm %.2e; weights: worst tensor |a-b|/|a| %.2e "
+              "(routers %.2e), %lld of %lld tensors bit-equal; communication %.3f s\n",
+              what, g.loss, g.grad_norm, g.weights, g.routers, (long long)g.bit_equal, (long long)g.tensors, comm);
+  EXPECT_LT(g.loss, 1e-5) << what;
+  EXPECT_LT(g.grad_norm, 1e-5) << what;  // would show a sum taken for a mean
+  EXPECT_LT(g.weights, 1e-5) << what;
+  EXPECT_LT(g.routers, 1e-4) << what;
+}
+
 TEST_F(DataParallel, TwoRanksGiveTheLossesAndWeightsOfOne) {
   // Two ranks sum the gradient in another order than one: equal up to rounding, not in bits. At lr 1e-5 rounding
   // stays rounding for 20 steps; at the recipe's 3e-3, AdamW's sign-like early steps and the binarisation amplify it
@@ -93,36 +133,22 @@ TEST_F(DataParallel, TwoRanksGiveTheLossesAndWeightsOfOne) {
   ASSERT_EQ(two.status, 0) << two.output;
   EXPECT_NE(two.output.find("[rank 0] step 20/20"), std::string::npos) << two.output;
   EXPECT_EQ(two.output.find("[rank 1] step"), std::string::npos) << "only rank 0 prints the progress line";
+  expect_agreement(compare_runs(dir_ + "/one", dir_ + "/two"), "2 ranks vs 1",
+                   metrics(dir_ + "/two").back().value("comm_seconds", -1.0));
 
-  const auto m1 = metrics(dir_ + "/one"), m2 = metrics(dir_ + "/two");
-  ASSERT_EQ(m1.size(), 20u);
-  ASSERT_EQ(m2.size(), 20u);
-  double worst_loss = 0, worst_norm = 0;  // the gradient norm would show a sum taken for a mean
-  for (size_t i = 0; i < m1.size(); ++i) {
-    worst_loss = std::max(worst_loss, std::abs(m2[i]["loss"].get<double>() / m1[i]["loss"].get<double>() - 1));
-    worst_norm = std::max(worst_norm, std::abs(m2[i]["grad_norm"].get<double>() / m1[i]["grad_norm"].get<double>() - 1));
-  }
-  const SafetensorsFile a(dir_ + "/one/checkpoints/step_00000020/model.safetensors");
-  const SafetensorsFile b(dir_ + "/two/checkpoints/step_00000020/model.safetensors");
-  // The routers apart: at init every expert is the same copy, so a router's true gradient is zero and AdamW
-  // normalises what both runs hold there, rounding noise, into full-size steps (3e-5 after 20 steps here).
-  double worst_weight = 0, worst_router = 0;
-  int64_t equal_bits = 0;
-  for (const auto& name : a.names()) {
-    const torch::Tensor x = a.load(name), y = b.load(name);
-    const double d = ((x - y).norm() / x.norm().clamp_min(1e-30)).item<double>();
-    double& worst = name.find(".router") != std::string::npos ? worst_router : worst_weight;
-    worst = std::max(worst, d);
-    equal_bits += torch::equal(x, y);
-  }
-  std::printf("2 ranks vs 1, 20 steps: worst step loss rel diff %.2e, grad norm %.2e; weights: worst tensor |a-b|/|a| %.2e "
-              "(routers %.2e), %lld of %zu tensors bit-equal; communication %.3f s\n",
-              worst_loss, worst_norm, worst_weight, worst_router, (long long)equal_bits, a.names().size(),
-              m2.back().value("comm_seconds", -1.0));
-  EXPECT_LT(worst_loss, 1e-5);
-  EXPECT_LT(worst_norm, 1e-5);
-  EXPECT_LT(worst_weight, 1e-5);
-  EXPECT_LT(worst_router, 1e-4);
+  // The sharded optimiser: each rank steps half of the parameters, the same result.
+  const Command sharded = run("train " + job(dir_, "sharded", teacher, 20, 1e-5) +
+                              " --nproc 2 --threads 1 --set 'train.shard_optimizer=true'");
+  ASSERT_EQ(sharded.status, 0) << sharded.output;
+  expect_agreement(compare_runs(dir_ + "/one", dir_ + "/sharded"), "2 ranks, sharded optimiser, vs 1",
+                   metrics(dir_ + "/sharded").back().value("comm_seconds", -1.0));
+  EXPECT_TRUE(fs::exists(dir_ + "/sharded/checkpoints/step_00000020/optimizer.rank0.safetensors"));
+  EXPECT_TRUE(fs::exists(dir_ + "/sharded/checkpoints/step_00000020/optimizer.rank1.safetensors"));
+  const SafetensorsFile s0(dir_ + "/sharded/checkpoints/step_00000020/optimizer.rank0.safetensors");
+  const SafetensorsFile s1(dir_ + "/sharded/checkpoints/step_00000020/optimizer.rank1.safetensors");
+  const SafetensorsFile whole(dir_ + "/one/checkpoints/step_00000020/optimizer.rank0.safetensors");
+  EXPECT_EQ(s0.names().size() + s1.names().size(), whole.names().size()) << "the shards split the state, no overlap";
+  EXPECT_GT(s1.names().size(), 0u);
 }
 
 // bmos train --nproc 2 started in the background; SIGKILLed (the launcher: its ranks die with it) once the
@@ -147,9 +173,11 @@ void run_and_kill_at(const std::string& job, const std::string& run_dir, int at)
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the ranks' death signal
 }
 
-TEST_F(DataParallel, ResumesBitIdenticallyAfterAKillAndAtAnotherWorldSize) {
+// Killed at step 10 and resumed at 2 ranks: the bits of the uninterrupted 2-rank run; the 2-rank checkpoint of step 15
+// goes on at 1 rank (unsharded: a sharded optimiser's state is re-sharded on load).
+void kill_resume_and_continue_at_one_rank(const std::string& dir_, const std::string& tag, bool sharded) {
   const std::string teacher = dir_ + "/teacher";
-  auto job_every = [&](const std::string& name) {
+  auto job_every = [&](const std::string& name, bool shard) {
     std::string text;
     {
       std::ifstream in(job(dir_, name, teacher, 20));
@@ -157,44 +185,53 @@ TEST_F(DataParallel, ResumesBitIdenticallyAfterAKillAndAtAnotherWorldSize) {
     }
     const std::string from = "checkpoint: {every: 20, keep: 1}";
     text.replace(text.find(from), from.size(), "checkpoint: {every: 5, keep: 4}");
+    if (shard) text.replace(text.find("log_every: 1}"), 13, "log_every: 1, shard_optimizer: true}");
     std::ofstream(dir_ + "/" + name + ".yaml") << text;
     return dir_ + "/" + name + ".yaml";
   };
-  const std::string full = job_every("dp_full"), killed = job_every("dp_killed");
+  const std::string full = job_every(tag + "_full", sharded), killed = job_every(tag + "_killed", sharded);
   ASSERT_EQ(run("train " + full + " --nproc 2 --threads 1").status, 0);
-  run_and_kill_at(killed, dir_ + "/dp_killed", 10);
-  ASSERT_FALSE(fs::exists(dir_ + "/dp_killed/checkpoints/step_00000020")) << "killed too late to test anything";
+  run_and_kill_at(killed, dir_ + "/" + tag + "_killed", 10);
+  ASSERT_FALSE(fs::exists(dir_ + "/" + tag + "_killed/checkpoints/step_00000020")) << "killed too late to test anything";
   const Command resumed = run("train " + killed + " --nproc 2 --threads 1 --resume");
   ASSERT_EQ(resumed.status, 0) << resumed.output;
   EXPECT_HAS(resumed.output, "resume: ");
-  const std::string wa = dir_ + "/dp_full/checkpoints/step_00000020/model.safetensors";
-  const std::string wb = dir_ + "/dp_killed/checkpoints/step_00000020/model.safetensors";
+  const std::string wa = dir_ + "/" + tag + "_full/checkpoints/step_00000020/model.safetensors";
+  const std::string wb = dir_ + "/" + tag + "_killed/checkpoints/step_00000020/model.safetensors";
   std::ifstream fa(wa, std::ios::binary), fb(wb, std::ios::binary);
   const std::string ba((std::istreambuf_iterator<char>(fa)), {}), bb((std::istreambuf_iterator<char>(fb)), {});
   ASSERT_FALSE(ba.empty());
-  EXPECT_TRUE(ba == bb) << "a 2-rank run killed at step 10 and resumed differs from the uninterrupted 2-rank run";
+  EXPECT_TRUE(ba == bb) << tag << ": a 2-rank run killed at step 10 and resumed differs from the uninterrupted run";
 
   // The 2-rank checkpoint of step 15 goes on at 1 rank: the global batches and data cursor are the same.
-  fs::create_directories(dir_ + "/dp_one/checkpoints");
-  fs::copy(dir_ + "/dp_full/checkpoints/step_00000015", dir_ + "/dp_one/checkpoints/step_00000015",
+  fs::create_directories(dir_ + "/" + tag + "_one/checkpoints");
+  fs::copy(dir_ + "/" + tag + "_full/checkpoints/step_00000015", dir_ + "/" + tag + "_one/checkpoints/step_00000015",
            fs::copy_options::recursive);
-  const std::string one = job_every("dp_one");
+  const std::string one = job_every(tag + "_one", false);
   // Same job text but its out_dir: the resume check compares the job's hash, so rewrite the checkpoint's.
   {
-    std::ifstream in(dir_ + "/dp_one/checkpoints/step_00000015/checkpoint.json");
+    std::ifstream in(dir_ + "/" + tag + "_one/checkpoints/step_00000015/checkpoint.json");
     nlohmann::json meta = nlohmann::json::parse(in);
     std::ifstream jt(one);
     const std::string text((std::istreambuf_iterator<char>(jt)), {});
     meta["job_hash"] = job_hash(text);
-    std::ofstream(dir_ + "/dp_one/checkpoints/step_00000015/checkpoint.json") << meta.dump(2);
+    std::ofstream(dir_ + "/" + tag + "_one/checkpoints/step_00000015/checkpoint.json") << meta.dump(2);
   }
   const Command at_one = run("train " + one + " --resume");
   ASSERT_EQ(at_one.status, 0) << at_one.output;
-  const auto m = metrics(dir_ + "/dp_one"), mf = metrics(dir_ + "/dp_full");
+  const auto m = metrics(dir_ + "/" + tag + "_one"), mf = metrics(dir_ + "/" + tag + "_full");
   ASSERT_EQ(m.size(), 5u);  // steps 16..20
   for (size_t i = 0; i < m.size(); ++i)
     EXPECT_NEAR(m[i]["loss"].get<double>(), mf[15 + i]["loss"].get<double>(), 1e-3 * mf[15 + i]["loss"].get<double>())
         << "step " << m[i]["step"];
+}
+
+TEST_F(DataParallel, ResumesBitIdenticallyAfterAKillAndAtAnotherWorldSize) {
+  kill_resume_and_continue_at_one_rank(dir_, "dp", false);
+}
+
+TEST_F(DataParallel, AShardedRunResumesBitIdenticallyAndReshardsAtOneRank) {
+  kill_resume_and_continue_at_one_rank(dir_, "dp_sharded", true);
 }
 
 TEST_F(DataParallel, ARankThatDiesTakesTheJobDownNamingIt) {

@@ -45,7 +45,7 @@ TEST(JobConfig, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(error_of(std::string(kMinimal) + "train:\n  lrr: 1\n"),
             "job.yaml:3: train.lrr: unknown key (known keys here: activation_checkpointing, attention_chunk, batch_size, "
             "betas, clip, freeze, grad_accum, log_every, logit_chunk, lr, lr_router, lr_scales, min_lr_ratio, "
-            "schedule, steps, tokens, warmup_ratio, weight_decay)");
+            "schedule, shard_optimizer, steps, tokens, warmup_ratio, weight_decay)");
   EXPECT_EQ(error_of(std::string(kMinimal) + "quant: {method: ternary}\n"),
             "job.yaml:2: quant.method: must be binarymos, sign or none");
   EXPECT_EQ(error_of(std::string(kMinimal) + "quant: {experts: 0}\n"), "job.yaml:2: quant.experts: must be between 1 and 64");

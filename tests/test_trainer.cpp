@@ -303,5 +303,19 @@ TEST_F(TinyJobs, EveryTensorOfAStepLivesOnTheJobsDevice) {
   EXPECT_EQ(t.student()->device(), device);
 }
 
+TEST_F(TinyJobs, ADamagedCheckpointIsNamedOnResume) {
+  const std::string job = save_job(dir_, "damaged", job_text(dir_, "damaged", teacher_, "{method: binarymos}", 2));
+  Trainer(load_job(job), false).train();
+  const std::string ck = dir_ + "/damaged/checkpoints/step_00000002";
+  ASSERT_TRUE(fs::exists(ck + "/manifest.json"));
+  {
+    std::fstream f(ck + "/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-5, std::ios::end);
+    f.put('\x7f');
+  }
+  EXPECT_HAS(test::error_of([&] { Trainer(load_job(job), true).train(); }),
+             ck + "/model.safetensors: its CRC-32 differs from the manifest's");
+}
+
 }  // namespace
 }  // namespace bmos

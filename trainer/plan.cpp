@@ -167,8 +167,11 @@ MemoryPlan plan_memory(const JobConfig& job, const LlamaConfig& c, const PlanOpt
   p.rows = {
       {"teacher weights (" + dtype + ")", teacher_bytes, kd ? "" : "none: quant.method none trains the model itself"},
       {"student weights (fp32)", 4.0 * p.student_params, "scales + router " + gib(4.0 * scale_params) + " GiB"},
-      {"gradients", 4.0 * p.trainable_params, job.train.freeze.empty() ? "" : "frozen parameters have none"},
-      {"AdamW state (m, v)", 8.0 * p.trainable_params, ""},
+      {"gradients", 4.0 * p.trainable_params,
+       std::string(job.train.freeze.empty() ? "" : "frozen parameters have none; ") +
+           (job.train.shard_optimizer && o.world > 1 ? "whole until the reduce after backward, then 1/world" : "")},
+      {"AdamW state (m, v)", 8.0 * p.trainable_params / (job.train.shard_optimizer ? o.world : 1),
+       job.train.shard_optimizer ? "sharded over " + std::to_string(o.world) + " ranks" : ""},
       {"activations", activations,
        std::string(job.train.activation_checkpointing ? "checkpointing on" : "checkpointing off") + " (on: " +
            gib(p.activations_checkpointed) + ", off: " + gib(p.activations_full) + " GiB)"},
@@ -187,6 +190,8 @@ MemoryPlan plan_memory(const JobConfig& job, const LlamaConfig& c, const PlanOpt
   if (!job.train.activation_checkpointing && p.activations_full > p.activations_checkpointed)
     saves.emplace_back(p.activations_full - p.activations_checkpointed, "train.activation_checkpointing: true");
   if (kd && dtype == "fp32") saves.emplace_back(teacher_bytes / 2, "teacher.dtype: bf16");
+  if (!job.train.shard_optimizer && o.world > 1)
+    saves.emplace_back(8.0 * p.trainable_params * (o.world - 1) / o.world, "train.shard_optimizer: true");
   if (!matches_any(job.train.freeze, "tok_embeddings.weight"))
     saves.emplace_back(12.0 * V * d * (c.tie_embeddings ? 1 : 2),
                        c.tie_embeddings ? "train.freeze: [tok_embeddings.weight]"
@@ -202,8 +207,7 @@ MemoryPlan plan_memory(const JobConfig& job, const LlamaConfig& c, const PlanOpt
     const double states = p.rows[0].bytes + p.rows[1].bytes + p.rows[2].bytes + p.rows[3].bytes;
     if (states > cap)
       p.advice.push_back("the teacher, weights, gradients and AdamW state alone need " + gib(states) +
-                         " GiB per rank: sharding the optimiser state over ranks (not in this build) or a device with "
-                         "more memory");
+                         " GiB per rank: more ranks with train.shard_optimizer, or a device with more memory");
     else
       p.advice.push_back("a smaller train.batch_size or data.seq_len");
   }

@@ -93,10 +93,14 @@ Trainer::Trainer(JobConfig job, bool resume)
   if (job_.data.sources.empty()) throw std::runtime_error(job_.file + ": data.sources: the job has no training data");
   torch::manual_seed(job_.run.seed);  // router init and anything else random: the same job gives the same run
   setup_model();
+  for (const auto& p : student_->named_parameters())
+    if (p.value().requires_grad()) {
+      params_.push_back(p.value());
+      named_params_.emplace_back(p.key(), p.value());
+    }
+  if (job_.train.shard_optimizer) shards_ = std::make_unique<OptimizerShards>(params_, group_->world());
+  else buckets_ = std::make_unique<GradientBuckets>(params_);
   setup_optimizer();
-  for (const auto& p : student_->parameters())
-    if (p.requires_grad()) params_.push_back(p);
-  buckets_ = std::make_unique<GradientBuckets>(params_);
   // Rank 0 prepares the token shards first; the others then find them up to date (or, on a host that does not share
   // the cache folder, prepare their own).
   if (!lead()) group_->barrier("data preparation");
@@ -194,8 +198,12 @@ void Trainer::setup_optimizer() {
   std::set<std::string> quantized;
   for (const auto& n : student_->linear_names())
     if (student_->get_linear(n)->kind() != "fp") quantized.insert(n);
+  std::set<const void*> mine;  // with a sharded optimiser: this rank's shard only
+  if (shards_)
+    for (const auto& p : shards_->owned(group_->rank())) mine.insert(p.unsafeGetTensorImpl());
   for (auto& p : student_->named_parameters()) {
     if (!p.value().requires_grad()) continue;  // frozen: no gradient, no optimiser state
+    if (shards_ && !mine.count(p.value().unsafeGetTensorImpl())) continue;
     const std::string& k = p.key();
     const std::string owner = k.substr(0, k.rfind('.'));
     const std::string leaf = k.substr(k.rfind('.') + 1);
@@ -367,7 +375,7 @@ void Trainer::resume() {
     if (lead()) std::fprintf(stderr, "resume: no checkpoint in %s, starting from step 0\n", checkpoint_root().c_str());
     return;
   }
-  const TrainState st = load_checkpoint(ck, student_, *optimizer_);
+  const TrainState st = load_checkpoint(ck, student_, *optimizer_, named_params_);
   if (st.job_hash != hash_)
     throw std::runtime_error(ck + ": was written by a different job file (hash " + st.job_hash + " vs " + hash_ +
                              "); resume with the same job, or use a new run.out_dir");
@@ -404,9 +412,14 @@ Trainer::StepResult Trainer::train_step() {
     add(r.terms.ce, terms.ce);
     add(r.terms.total, terms.total);
   }
-  comm_seconds_ += buckets_->average(*group_);  // every rank now holds the global mean gradient
   const double max_norm = job_.train.clip > 0 ? job_.train.clip : std::numeric_limits<double>::infinity();
-  r.grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
+  if (shards_) {  // each rank holds the global mean gradient of its shard only
+    comm_seconds_ += shards_->reduce_to_owners(*group_);
+    r.grad_norm = shards_->clip(*group_, max_norm);
+  } else {  // every rank holds the global mean gradient
+    comm_seconds_ += buckets_->average(*group_);
+    r.grad_norm = torch::nn::utils::clip_grad_norm_(params_, max_norm);
+  }
   if (!std::isfinite(r.grad_norm)) {
     std::string where;
     for (auto& p : student_->named_parameters())
@@ -418,6 +431,7 @@ Trainer::StepResult Trainer::train_step() {
                              (where.empty() ? "" : " in '" + where + "'") + "; the step was not applied");
   }
   optimizer_->step();
+  if (shards_) comm_seconds_ += shards_->broadcast_params(*group_);  // every rank holds the new weights again
   ++step_;
   tokens_ += tokens_per_step();
   return r;
@@ -482,12 +496,14 @@ void Trainer::evaluate_during_training() {
 
 void Trainer::save() {
   last_saved_step_ = step_;
-  if (!lead()) {  // every rank holds the same weights and optimiser state: rank 0 writes them
+  TrainState st{step_, tokens_, hash_, data_->cursor(), last_metrics_};
+  const std::string dir = save_checkpoint(checkpoint_root(), st, student_, *optimizer_, named_params_, shards_ != nullptr,
+                                          job_.text, job_.checkpoint.keep, *group_);
+  if (!lead()) {  // rank 0 wrote the model; every rank wrote its optimiser shard when sharded
     group_->barrier("checkpoint");
     return;
   }
-  TrainState st{step_, tokens_, hash_, data_->cursor(), last_metrics_};
-  last_checkpoint_ = save_checkpoint(checkpoint_root(), st, student_, *optimizer_, job_.text, job_.checkpoint.keep);
+  last_checkpoint_ = dir;
   // The tokenizer travels with the checkpoint, so `bmos generate/eval --model <checkpoint>` need nothing else.
   const fs::path tp = tokenizer_->path();
   if (tokenizer_->kind() == "byte") std::ofstream(fs::path(last_checkpoint_) / "tokenizer.byte");

@@ -18,6 +18,8 @@
 #include "trainer/batch_source.h"
 #include "trainer/dist/grad_buckets.h"
 #include "trainer/dist/process_group.h"
+#include "trainer/dist/sharding.h"
+#include "trainer/checkpoint/optimizer_state.h"
 #include "trainer/job/job_config.h"
 #include "trainer/losses.h"
 #include "trainer/schedule.h"
@@ -79,7 +81,9 @@ class Trainer {
   std::string hash_;
   torch::Device device_;        // run.device: teacher, student, batches and the optimiser state live there
   std::unique_ptr<ProcessGroup> group_;    // the ranks of a data-parallel run (one process: inactive)
-  std::unique_ptr<GradientBuckets> buckets_;
+  std::unique_ptr<GradientBuckets> buckets_;  // unsharded: gradients averaged on every rank
+  std::unique_ptr<OptimizerShards> shards_;   // train.shard_optimizer
+  NamedParams named_params_;                  // the trainable parameters, in the model's order
   bool lead() const { return group_->rank() == 0; }  // the rank that prints, writes and evaluates
   int64_t last_saved_step_ = -1;
   double comm_seconds_ = 0;

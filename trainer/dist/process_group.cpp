@@ -112,6 +112,14 @@ void ProcessGroup::broadcast(std::vector<torch::Tensor>& tensors, int root, cons
   wait(impl_->pg->broadcast(tensors, o), env_, what);
 }
 
+void ProcessGroup::reduce_sum(std::vector<torch::Tensor>& tensors, int root, const char* what) {
+  if (!active() || tensors.empty()) return;
+  c10d::ReduceOptions o;
+  o.rootRank = root;
+  o.reduceOp = c10d::ReduceOp::SUM;
+  wait(impl_->pg->reduce(tensors, o), env_, what);
+}
+
 void ProcessGroup::barrier(const char* what) {
   if (!active()) return;
   wait(impl_->pg->barrier(), env_, what);

@@ -42,6 +42,8 @@ class ProcessGroup {
   double all_reduce_sum(double value, const char* what);
   double all_reduce_max(double value, const char* what);
   void broadcast(std::vector<torch::Tensor>& tensors, int root, const char* what);
+  // Sums onto `root` (the others' tensors are left undefined in value).
+  void reduce_sum(std::vector<torch::Tensor>& tensors, int root, const char* what);
   void barrier(const char* what);
 
  private:

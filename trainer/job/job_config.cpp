@@ -275,6 +275,7 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
   train.get("log_every", job.train.log_every);
   train.get_list("freeze", job.train.freeze);
   train.get("activation_checkpointing", job.train.activation_checkpointing);
+  train.get("shard_optimizer", job.train.shard_optimizer);
   train.get("attention_chunk", job.train.attention_chunk);
   train.get("logit_chunk", job.train.logit_chunk);
   train.check_unknown();

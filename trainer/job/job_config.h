@@ -79,6 +79,8 @@ struct TrainConfig {
   std::vector<std::string> freeze;   // train.freeze       parameter patterns kept as they are: no gradient, no
                                      //                    optimiser state (e.g. [tok_embeddings.weight, output.weight])
   bool activation_checkpointing = false;  // train.activation_checkpointing  recompute each block in backward
+  bool shard_optimizer = false;      // train.shard_optimizer  data-parallel ranks each keep 1/world of the AdamW
+                                     //                    state (trainer/dist/sharding.h)
   int64_t attention_chunk = 1024;    // train.attention_chunk  query positions per attention block (0 = all at once)
   int64_t logit_chunk = 0;           // train.logit_chunk  tokens per KD-loss chunk (0 = auto: 256 MiB of fp32 logits;
                                      //                    -1 = the whole batch at once)
