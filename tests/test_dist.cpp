@@ -287,5 +287,56 @@ TEST_F(DataParallel, ABadLaunchEnvironmentIsNamed) {
   EXPECT_HAS(partial.output, "WORLD_SIZE=2 needs RANK, MASTER_ADDR and MASTER_PORT too");
 }
 
+TEST_F(DataParallel, ARankThatCannotReachTheStoreStopsWithinItsTimeout) {
+  std::string text;
+  {
+    std::ifstream in(job(dir_, "alone", dir_ + "/teacher", 5));
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  text.replace(text.find("threads: 1}"), 11, "threads: 1, dist_timeout_s: 3}");
+  std::ofstream(dir_ + "/alone.yaml") << text;
+  // Rank 1 of 2 with nobody serving the store.
+  setenv("WORLD_SIZE", "2", 1);
+  setenv("RANK", "1", 1);
+  setenv("MASTER_ADDR", "127.0.0.1", 1);
+  setenv("MASTER_PORT", "29571", 1);
+  const auto t0 = std::chrono::steady_clock::now();
+  const Command c = run("train " + dir_ + "/alone.yaml");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (const char* v : {"WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT"}) unsetenv(v);
+  std::printf("rank 1 without a store: stopped after %.1f s (timeout 3 s)\n", seconds);
+  EXPECT_EQ(c.status, 1);
+  EXPECT_HAS(c.output, "rank 1 of 2 (store 127.0.0.1:29571): could not join the process group within 3 s");
+  EXPECT_LT(seconds, 30.0);
+}
+
+TEST_F(DataParallel, CtrlCSavesOneCheckpointAndStopsEveryRank) {
+  const std::string j = job(dir_, "ctrlc", dir_ + "/teacher", 100000);
+  const std::string bmos = test::build_dir() + "/bmos";
+  const std::string log = dir_ + "/ctrlc.log";
+  const pid_t launcher = fork();
+  if (launcher == 0) {
+    freopen(log.c_str(), "w", stderr);
+    freopen("/dev/null", "w", stdout);
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execl(bmos.c_str(), bmos.c_str(), "train", j.c_str(), "--nproc", "2", "--threads", "1", nullptr);
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (metrics(dir_ + "/ctrlc").size() < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  kill(launcher, SIGINT);
+  int status = 0;
+  waitpid(launcher, &status, 0);
+  std::ifstream in(log);
+  const std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 130) << out;
+  EXPECT_HAS(out, "[rank 0] interrupted: saved ");
+  int checkpoints = 0;
+  for (const auto& e : fs::directory_iterator(dir_ + "/ctrlc/checkpoints"))
+    checkpoints += fs::exists(e.path() / "checkpoint.json");
+  EXPECT_EQ(checkpoints, 1);
+}
+
 }  // namespace
 }  // namespace bmos

@@ -8,6 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <thread>
+
+#include <pthread.h>
 
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
@@ -71,12 +74,15 @@ std::string job_hash(const std::string& text) {
   return buf;
 }
 
-// A rank that waits this long for another (to join, or inside a collective) stops with an error naming itself.
-constexpr std::chrono::milliseconds kDistTimeout{std::chrono::minutes(5)};
-
 Trainer::Trainer(JobConfig job, bool resume)
     : job_(std::move(job)), resume_(resume), hash_(job_hash(job_.text)), device_(job_.run.device) {
-  group_ = std::make_unique<ProcessGroup>(DistEnv::from_environment(), kDistTimeout);
+  sigset_t block;  // see InterruptGuard: before any thread of the run exists
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &block, &old_sigmask_);
+  // A handler, also where SIGINT came ignored (a process started in the background inherits that).
+  old_sigint_ = std::signal(SIGINT, on_sigint);
+  group_ = std::make_unique<ProcessGroup>(DistEnv::from_environment(), std::chrono::seconds(job_.run.dist_timeout_s));
   if (group_->active()) {
     if (job_.train.batch_size % group_->world() != 0)
       throw std::runtime_error(job_.file + ": train.batch_size " + std::to_string(job_.train.batch_size) +
@@ -116,7 +122,10 @@ Trainer::Trainer(JobConfig job, bool resume)
   schedule_.min_lr_ratio = job_.train.min_lr_ratio;
 }
 
-Trainer::~Trainer() = default;
+Trainer::~Trainer() {
+  std::signal(SIGINT, old_sigint_);
+  pthread_sigmask(SIG_SETMASK, &old_sigmask_, nullptr);
+}
 
 void Trainer::setup_model() {
   const bool pretrain = job_.quant.method == "none";
@@ -309,14 +318,32 @@ std::map<std::string, double> Trainer::evaluate(LanguageModel& model) {
 // ------------------------------------------------------------------------------------------------------ train
 namespace {
 // SIGINT sets a flag that the loop reads after each step (save and stop); the previous handler comes back after.
+// Ctrl-C: SIGINT is blocked in the trainer's thread from its construction on, and so in every thread started after
+// it (Gloo's among them): a signal never lands inside a system call of a collective. It reaches a thread started
+// before (a library's worker: the handler sets the flag) or, when every thread blocks it, this guard's thread, which
+// takes it with sigtimedwait. The loop reads the flag after each step (save and stop).
 class InterruptGuard {
  public:
-  InterruptGuard() : old_(std::signal(SIGINT, on_sigint)) { g_interrupted = false; }
-  ~InterruptGuard() { std::signal(SIGINT, old_); }
+  InterruptGuard() {
+    g_interrupted = false;
+    waiter_ = std::thread([this] {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGINT);
+      const timespec tick{0, 100'000'000};
+      while (!stop_)
+        if (sigtimedwait(&set, nullptr, &tick) == SIGINT) g_interrupted = true;
+    });
+  }
+  ~InterruptGuard() {
+    stop_ = true;
+    waiter_.join();
+  }
   bool interrupted() const { return g_interrupted; }
 
  private:
-  void (*old_)(int);
+  std::atomic<bool> stop_{false};
+  std::thread waiter_;
 };
 }  // namespace
 

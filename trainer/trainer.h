@@ -7,6 +7,7 @@
 // quant.method none trains the model itself on next-token cross-entropy (pretraining a small teacher).
 #pragma once
 
+#include <csignal>
 #include <map>
 #include <memory>
 #include <string>
@@ -86,6 +87,8 @@ class Trainer {
   NamedParams named_params_;                  // the trainable parameters, in the model's order
   bool lead() const { return group_->rank() == 0; }  // the rank that prints, writes and evaluates
   int64_t last_saved_step_ = -1;
+  sigset_t old_sigmask_;        // restored on destruction (SIGINT is blocked while a Trainer lives)
+  void (*old_sigint_)(int) = SIG_DFL;
   double comm_seconds_ = 0;
   std::unique_ptr<Tokenizer> tokenizer_;
   Llama teacher_{nullptr};

@@ -109,12 +109,18 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& args) {
       forwarded = true;
     }
     std::vector<pollfd> fds;
-    for (auto& r : ranks)
-      if (r.fd >= 0) fds.push_back({r.fd, POLLIN, 0});
-    if (!fds.empty()) ::poll(fds.data(), fds.size(), 200);
-    for (int i = 0; i < nproc; ++i) {
+    std::vector<int> which;  // the rank of each polled fd
+    for (int i = 0; i < nproc; ++i)
+      if (ranks[i].fd >= 0) {
+        fds.push_back({ranks[i].fd, POLLIN, 0});
+        which.push_back(i);
+      }
+    if (!fds.empty() && ::poll(fds.data(), fds.size(), 200) < 0 && errno != EINTR)
+      throw std::runtime_error(std::string("--nproc: poll: ") + std::strerror(errno));
+    for (size_t k = 0; k < fds.size(); ++k) {
+      if (!(fds[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;  // a quiet rank: reading would block
+      const int i = which[k];
       Rank& r = ranks[i];
-      if (r.fd < 0) continue;
       char buf[4096];
       const ssize_t n = ::read(r.fd, buf, sizeof buf);
       if (n > 0) {

@@ -151,6 +151,7 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
   run.get("seed", job.run.seed);
   run.get("device", job.run.device);
   run.get("threads", job.run.threads);
+  run.get("dist_timeout_s", job.run.dist_timeout_s);
   run.check_unknown();
   if (job.run.name.empty()) job.run.name = fs::path(file).stem().string();
   if (job.run.out_dir.empty()) job.run.out_dir = "runs/" + job.run.name;
@@ -161,6 +162,7 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
     if (d != "cpu" && d != "cuda" && !cuda_n) run.fail("device", "must be cpu, cuda or cuda:N");
   }
   if (job.run.threads < 0) run.fail("threads", "must be >= 0 (0 = all cores)");
+  if (job.run.dist_timeout_s < 1) run.fail("dist_timeout_s", "must be >= 1 (seconds)");
 
   Section teacher = top.sub("teacher");
   teacher.get("format", job.teacher.format);

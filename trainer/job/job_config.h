@@ -18,6 +18,8 @@ struct RunConfig {
   uint64_t seed = 42;           // run.seed
   std::string device = "cpu";   // run.device           cpu | cuda | cuda:N (teacher, student, batches, RNG live there)
   int threads = 0;              // run.threads          0 = all cores
+  int dist_timeout_s = 300;     // run.dist_timeout_s   data-parallel: how long a rank waits for the others (to join,
+                                //                      in a collective) before it stops with an error naming itself
 };
 
 struct ModelSource {
