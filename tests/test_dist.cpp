@@ -151,18 +151,36 @@ TEST_F(DataParallel, TwoRanksGiveTheLossesAndWeightsOfOne) {
   EXPECT_GT(s1.names().size(), 0u);
 }
 
-// bmos train --nproc 2 started in the background; SIGKILLed (the launcher: its ranks die with it) once the
-// checkpoint of step `at` exists.
-void run_and_kill_at(const std::string& job, const std::string& run_dir, int at) {
+// `bmos train JOB --nproc 2 --threads 1` in the background, its stderr into `log`; returns the launcher's pid.
+pid_t start_two_ranks(const std::string& job, const std::string& log) {
   const std::string bmos = test::build_dir() + "/bmos";
   const pid_t launcher = fork();
   if (launcher == 0) {
-    freopen("/dev/null", "w", stderr);
+    freopen(log.c_str(), "w", stderr);
     freopen("/dev/null", "w", stdout);
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     execl(bmos.c_str(), bmos.c_str(), "train", job.c_str(), "--nproc", "2", "--threads", "1", nullptr);
     _exit(127);
   }
+  return launcher;
+}
+
+// Waits (at most 2 minutes) until the run has logged `steps` steps.
+void wait_for_steps(const std::string& run_dir, size_t steps) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (metrics(run_dir).size() < steps && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// bmos train --nproc 2 started in the background; SIGKILLed (the launcher: its ranks die with it) once the
+// checkpoint of step `at` exists.
+void run_and_kill_at(const std::string& job, const std::string& run_dir, int at) {
+  const pid_t launcher = start_two_ranks(job, "/dev/null");
   char step[32];
   std::snprintf(step, sizeof step, "/step_%08d/checkpoint.json", at);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
@@ -235,20 +253,9 @@ TEST_F(DataParallel, AShardedRunResumesBitIdenticallyAndReshardsAtOneRank) {
 }
 
 TEST_F(DataParallel, ARankThatDiesTakesTheJobDownNamingIt) {
-  const std::string j = job(dir_, "killed", dir_ + "/teacher", 100000);
-  const std::string bmos = test::build_dir() + "/bmos";
   const std::string log = dir_ + "/killed.log";
-  const pid_t launcher = fork();
-  if (launcher == 0) {
-    freopen(log.c_str(), "w", stderr);
-    freopen("/dev/null", "w", stdout);
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    execl(bmos.c_str(), bmos.c_str(), "train", j.c_str(), "--nproc", "2", "--threads", "1", nullptr);
-    _exit(127);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (metrics(dir_ + "/killed").size() < 3 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const pid_t launcher = start_two_ranks(job(dir_, "killed", dir_ + "/teacher", 100000), log);
+  wait_for_steps(dir_ + "/killed", 3);
   // The ranks are the launcher's children, forked in rank order: rank 1 is the newer one.
   std::vector<pid_t> children;
   {
@@ -261,8 +268,7 @@ TEST_F(DataParallel, ARankThatDiesTakesTheJobDownNamingIt) {
   int status = 0;
   waitpid(launcher, &status, 0);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::ifstream in(log);
-  const std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string out = read_text(log);
   std::printf("rank 1 SIGKILLed: the job ended in %.2f s with status %d\n", seconds, WEXITSTATUS(status));
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
   EXPECT_HAS(out, "[launch] rank 1 was killed by signal 9");
@@ -311,25 +317,13 @@ TEST_F(DataParallel, ARankThatCannotReachTheStoreStopsWithinItsTimeout) {
 }
 
 TEST_F(DataParallel, CtrlCSavesOneCheckpointAndStopsEveryRank) {
-  const std::string j = job(dir_, "ctrlc", dir_ + "/teacher", 100000);
-  const std::string bmos = test::build_dir() + "/bmos";
   const std::string log = dir_ + "/ctrlc.log";
-  const pid_t launcher = fork();
-  if (launcher == 0) {
-    freopen(log.c_str(), "w", stderr);
-    freopen("/dev/null", "w", stdout);
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    execl(bmos.c_str(), bmos.c_str(), "train", j.c_str(), "--nproc", "2", "--threads", "1", nullptr);
-    _exit(127);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (metrics(dir_ + "/ctrlc").size() < 3 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const pid_t launcher = start_two_ranks(job(dir_, "ctrlc", dir_ + "/teacher", 100000), log);
+  wait_for_steps(dir_ + "/ctrlc", 3);
   kill(launcher, SIGINT);
   int status = 0;
   waitpid(launcher, &status, 0);
-  std::ifstream in(log);
-  const std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string out = read_text(log);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 130) << out;
   EXPECT_HAS(out, "[rank 0] interrupted: saved ");
   int checkpoints = 0;
