@@ -83,19 +83,6 @@ std::vector<PplSet> parse_ppl(const std::string& flag) {
   return sets;
 }
 
-// Moves tokens to the model's device (the evaluators build them on the CPU).
-class OnDevice : public LanguageModel {
- public:
-  OnDevice(LanguageModel& inner, torch::Device device) : inner_(inner), device_(device) {}
-  torch::Tensor logits(const torch::Tensor& tokens) override { return inner_.logits(tokens.to(device_)); }
-  int64_t vocab_size() const override { return inner_.vocab_size(); }
-  int64_t max_seq_len() const override { return inner_.max_seq_len(); }
-
- private:
-  LanguageModel& inner_;
-  torch::Device device_;
-};
-
 std::string now_iso() {
   const std::time_t t = std::time(nullptr);
   char buf[32];
@@ -156,15 +143,12 @@ int cmd_eval(const std::vector<std::string>& args) {
   if (tok_path.empty()) throw std::invalid_argument("no tokenizer found beside " + model_path + ": pass --tokenizer PATH");
   const auto tok = load_tokenizer(tok_path, tok_kind);
 
-  LanguageModel* model = loaded.model.get();
-  std::unique_ptr<OnDevice> on_device;
+  LanguageModel* model = loaded.model.get();  // its logits() takes tokens to the model's device
   if (FLAGS_device != "cpu") {
     const torch::Device device(FLAGS_device);
     if (device.is_cuda() && !torch::cuda::is_available())
       throw std::invalid_argument("--device " + FLAGS_device + ": this libtorch build has no CUDA device");
     loaded.model->to(device);
-    on_device = std::make_unique<OnDevice>(*loaded.model, device);
-    model = on_device.get();
   }
 
   const int64_t max_len = model->max_seq_len();

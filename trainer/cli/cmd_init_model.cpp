@@ -10,7 +10,8 @@
 #include "trainer/cli/cli_flags.h"
 #include "trainer/cli/commands.h"
 
-DEFINE_string(like, "", "the config.json whose shape the model takes (e.g. shared/data/models/qwen2.5-0.5b/config.json)");
+DEFINE_string(like, "", "the config.json whose shape the model takes, e.g. configs/shapes/tinyllama-1.1b.json "
+                        "(LLaMA configs: other families come with their readers)");
 DEFINE_double(shard_gb, 2.0, "largest safetensors shard in GiB (more than one: with model.safetensors.index.json)");
 
 namespace bmos {
