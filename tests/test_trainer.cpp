@@ -188,6 +188,9 @@ TEST_F(TinyJobs, ResumeAfterSigkillIsBitIdentical) {
   const std::string wb = read_bytes(dir_ + "/b/full/checkpoints/step_00000024/model.safetensors");
   ASSERT_FALSE(wa.empty());
   EXPECT_TRUE(wa == wb) << "resumed weights differ from the uninterrupted run";
+  const auto m = metrics(dir_ + "/b/full");
+  ASSERT_EQ(m.size(), 24u) << "metrics.jsonl holds each step once after a resume";
+  for (size_t i = 0; i < m.size(); ++i) EXPECT_EQ(m[i]["step"].get<int64_t>(), int64_t(i + 1));
 }
 
 TEST_F(TinyJobs, ResumingWithAnotherJobIsRefused) {

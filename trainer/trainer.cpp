@@ -411,7 +411,30 @@ void Trainer::resume() {
   tokens_ = st.tokens;
   last_checkpoint_ = ck;
   last_saved_step_ = step_;
+  if (lead()) drop_metrics_after(step_);
   if (lead()) std::fprintf(stderr, "resume: %s (step %lld, %lld tokens)\n", ck.c_str(), (long long)step_, (long long)tokens_);
+}
+
+void Trainer::drop_metrics_after(int64_t step) {
+  // The steps logged after the checkpoint we resume from are trained again: keep each step's line once.
+  const fs::path path = fs::path(job_.run.out_dir) / "metrics.jsonl";
+  metrics_file_.reset();
+  std::vector<std::string> keep;
+  {
+    std::ifstream in(path);
+    for (std::string line; std::getline(in, line);) {
+      try {
+        if (json::parse(line).value("step", int64_t{0}) <= step) keep.push_back(line);
+      } catch (const json::exception&) {  // a line cut short by a kill: dropped
+      }
+    }
+  }
+  {
+    std::ofstream out(path.string() + ".tmp", std::ios::trunc);
+    for (const auto& l : keep) out << l << "\n";
+  }
+  fs::rename(path.string() + ".tmp", path);
+  metrics_file_ = std::make_unique<std::ofstream>(path, std::ios::app);
 }
 
 Trainer::StepResult Trainer::train_step() {

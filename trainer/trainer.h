@@ -64,6 +64,7 @@ class Trainer {
   // train
   void prepare_run_folder();
   void resume();                // from the newest checkpoint of run.out_dir, when there is one
+  void drop_metrics_after(int64_t step);  // metrics.jsonl keeps each step once across a resume
   StepResult train_step();      // one optimiser step over grad_accum micro-batches
   void check_finite(const LossTerms& terms) const;
   void log_step(const StepResult& r, double seconds, int64_t start_step);
