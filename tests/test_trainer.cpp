@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/test_util.h"
+#include "modules/io/model_loader.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/trainer.h"
 
@@ -318,6 +319,36 @@ TEST_F(TinyJobs, ADamagedCheckpointIsNamedOnResume) {
   }
   EXPECT_HAS(test::error_of([&] { Trainer(load_job(job), true).train(); }),
              ck + "/model.safetensors: its CRC-32 differs from the manifest's");
+}
+
+TEST_F(TinyJobs, ThePapersKlReductionAndHiddenStatesAreTheReferences) {
+  // distill.kl_reduction: sequence_sum is T times the token mean; distill.hidden_states: hf compares the last block's
+  // output after the final norm (transformers' hidden_states[1:]).
+  auto terms = [&](const std::string& name, const std::string& distill) {
+    std::string text = job_text(dir_, name, teacher_, "{method: binarymos, experts: 2}", 1);
+    const std::string line = "teacher: {path: " + teacher_ + "}";
+    text.replace(text.find(line), line.size(), "teacher: {path: " + teacher_ + ", dtype: fp32}\ndistill: " + distill);
+    Trainer t(load_job(save_job(dir_, name, text)), false);
+    torch::manual_seed(12);
+    const auto batch = torch::randint(3, 259, {4, 33}, torch::kLong);
+    LossTerms out = t.loss_step(batch);
+    return std::make_tuple(out, t.student(), batch);
+  };
+  auto [mean, s1, b1] = terms("kl_mean", "{kl: 1.0, hidden_mse: 1.0}");
+  auto [sum, s2, b2] = terms("kl_sum", "{kl: 1.0, hidden_mse: 1.0, kl_reduction: sequence_sum}");
+  EXPECT_NEAR(sum.kl.item<double>(), 32.0 * mean.kl.item<double>(), 1e-5 * sum.kl.item<double>());
+  EXPECT_EQ(sum.hidden_mse.item<double>(), mean.hidden_mse.item<double>());
+
+  auto [hf, s3, b3] = terms("hidden_hf", "{kl: 1.0, hidden_mse: 1.0, hidden_states: hf}");
+  LoadedModel teacher = load_model(resolve_model_path(teacher_));
+  torch::NoGradGuard ng;
+  const auto in = b3.narrow(1, 0, 32);
+  const LlamaOutput so = s3->forward(in, true), to = teacher.model->forward(in, true);
+  const double last_blocks = torch::mse_loss(so.hidden.back(), to.hidden.back()).item<double>();
+  const double last_hf =
+      torch::mse_loss(s3->norm->forward(so.hidden.back()), teacher.model->norm->forward(to.hidden.back())).item<double>();
+  EXPECT_NEAR(hf.hidden_mse.item<double>() - mean.hidden_mse.item<double>(), last_hf - last_blocks,
+              1e-5 * hf.hidden_mse.item<double>());
 }
 
 }  // namespace

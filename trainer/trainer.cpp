@@ -278,11 +278,23 @@ LossTerms Trainer::loss_step(const torch::Tensor& batch) {
   const LlamaOutput s = student_->forward(inputs, want_hidden, /*want_logits=*/!chunked);
   torch::Tensor total = torch::zeros({}, s.hidden.empty() ? inputs.options().dtype(torch::kFloat32)
                                                           : s.hidden.front().options());
-  if (d.kl > 0)
-    total = total + d.kl * (terms.kl = chunked ? kd_kl_chunked(s.normed, student_->head_weight(), t.normed,
-                                                               teacher_->head_weight(), d.temperature, chunk)
-                                               : kd_kl(s.logits, t.logits.to(torch::kFloat32), d.temperature));
-  if (want_hidden) total = total + d.hidden_mse * (terms.hidden_mse = hidden_mse(s.hidden, t.hidden));
+  if (d.kl > 0) {
+    terms.kl = chunked ? kd_kl_chunked(s.normed, student_->head_weight(), t.normed, teacher_->head_weight(),
+                                       d.temperature, chunk)
+                       : kd_kl(s.logits, t.logits.to(torch::kFloat32), d.temperature);
+    // The reference's batchmean over (B, T, V) sums each sequence's T tokens: T times the token mean.
+    if (d.kl_reduction == "sequence_sum") terms.kl = terms.kl * double(T);
+    total = total + d.kl * terms.kl;
+  }
+  if (want_hidden) {
+    std::vector<torch::Tensor> sh = s.hidden, th = t.hidden;
+    if (d.hidden_states == "hf") {  // transformers' hidden_states[1:]: the last one after the final norm
+      sh.back() = student_->norm->forward(sh.back());
+      torch::NoGradGuard no_grad;
+      th.back() = teacher_->norm->forward(th.back().to(teacher_->norm->weight.scalar_type())).to(torch::kFloat32);
+    }
+    total = total + d.hidden_mse * (terms.hidden_mse = hidden_mse(sh, th));
+  }
   if (d.ce > 0) total = total + d.ce * (terms.ce = next_token_ce(s.logits, targets));
   terms.total = total;
   return terms;

@@ -297,7 +297,13 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
   distill.get("hidden_mse", job.distill.hidden_mse);
   distill.get("ce", job.distill.ce);
   distill.get("temperature", job.distill.temperature);
+  distill.get("kl_reduction", job.distill.kl_reduction);
+  distill.get("hidden_states", job.distill.hidden_states);
   distill.check_unknown();
+  if (job.distill.kl_reduction != "token_mean" && job.distill.kl_reduction != "sequence_sum")
+    distill.fail("kl_reduction", "must be token_mean or sequence_sum");
+  if (job.distill.hidden_states != "blocks" && job.distill.hidden_states != "hf")
+    distill.fail("hidden_states", "must be blocks or hf");
   if (!(job.distill.temperature > 0)) distill.fail("temperature", "must be > 0");
 
   Section eval = top.sub("eval");
