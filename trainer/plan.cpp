@@ -154,8 +154,7 @@ MemoryPlan plan_memory(const JobConfig& job, const LlamaConfig& c, const PlanOpt
   const double activations = job.train.activation_checkpointing ? p.activations_checkpointed : p.activations_full;
 
   // KD logits: teacher and student (tokens, vocab) in fp32 with their log-softmaxes, whole or per chunk.
-  int64_t chunk = job.train.logit_chunk;
-  if (chunk == 0) chunk = std::max<int64_t>(1, (int64_t{256} << 20) / (4 * V));
+  const int64_t chunk = logit_chunk_tokens(job.train.logit_chunk, V);
   const double logit_tokens = chunk > 0 && N > chunk && job.distill.ce == 0 ? double(chunk) : N;
   const double logits = 4.0 * logit_tokens * V * (kd ? 5 : 3);
   // The largest transient: one layer's attention scores in the forward (scores and probabilities) of the teacher

@@ -310,12 +310,9 @@ void Trainer::report_plan() const {
 }
 
 int64_t Trainer::logit_chunk(int64_t tokens) const {
-  if (job_.train.logit_chunk < 0) return 0;
   if (!student_->head_weight().defined() || !teacher_->head_weight().defined()) return 0;  // heads that are not plain FP
-  const int64_t chunk = job_.train.logit_chunk > 0
-                            ? job_.train.logit_chunk
-                            : std::max<int64_t>(1, (int64_t{256} << 20) / (4 * student_->config.vocab_size));
-  return tokens > chunk ? chunk : 0;
+  const int64_t chunk = logit_chunk_tokens(job_.train.logit_chunk, student_->config.vocab_size);
+  return chunk > 0 && tokens > chunk ? chunk : 0;
 }
 
 std::map<std::string, double> Trainer::evaluate(LanguageModel& model) {
@@ -329,7 +326,6 @@ std::map<std::string, double> Trainer::evaluate(LanguageModel& model) {
 
 // ------------------------------------------------------------------------------------------------------ train
 namespace {
-// SIGINT sets a flag that the loop reads after each step (save and stop); the previous handler comes back after.
 // Ctrl-C: SIGINT is blocked in the trainer's thread from its construction on, and so in every thread started after
 // it (Gloo's among them): a signal never lands inside a system call of a collective. It reaches a thread started
 // before (a library's worker: the handler sets the flag) or, when every thread blocks it, this guard's thread, which

@@ -14,6 +14,13 @@
 
 namespace bmos {
 
+// The gradients of params[i] for i in `bucket`, flattened into one tensor (a missing gradient counts as zeros and is
+// created), and the way back: flat values copied into those gradients (or into the parameters themselves).
+torch::Tensor flatten_grads(std::vector<torch::Tensor>& params, const std::vector<size_t>& bucket);
+void unflatten_into_grads(const torch::Tensor& flat, std::vector<torch::Tensor>& params, const std::vector<size_t>& bucket);
+void unflatten_into_params(const torch::Tensor& flat, std::vector<torch::Tensor>& params,
+                           const std::vector<size_t>& bucket);
+
 class GradientBuckets {
  public:
   GradientBuckets(std::vector<torch::Tensor> params, int64_t bucket_bytes = int64_t{25} << 20);

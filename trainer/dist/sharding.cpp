@@ -1,5 +1,7 @@
 #include "trainer/dist/sharding.h"
 
+#include "trainer/dist/grad_buckets.h"
+
 #include <chrono>
 #include <cmath>
 
@@ -50,23 +52,12 @@ double OptimizerShards::reduce_to_owners(ProcessGroup& group) {
   const auto t0 = std::chrono::steady_clock::now();
   torch::NoGradGuard no_grad;
   for (const auto& b : buckets_) {
-    std::vector<torch::Tensor> grads;
-    for (size_t i : b.params) {
-      torch::Tensor& p = params_[i];
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-      grads.push_back(p.grad().reshape({-1}));
-    }
-    std::vector<torch::Tensor> flat{torch::cat(grads)};
+    std::vector<torch::Tensor> flat{flatten_grads(params_, b.params)};
     group.reduce_sum(flat, b.owner, "gradient reduce to its shard's owner");
-    const bool mine = b.owner == group.rank();
-    if (mine) flat[0].div_(double(group.world()));
-    int64_t offset = 0;
-    for (size_t i : b.params) {
-      torch::Tensor& p = params_[i];
-      if (mine) p.grad().copy_(flat[0].narrow(0, offset, p.numel()).view_as(p));
-      else p.mutable_grad() = torch::Tensor();  // another rank's shard: this rank keeps no gradient for it
-      offset += p.numel();
-    }
+    if (b.owner == group.rank())
+      unflatten_into_grads(flat[0].div_(double(group.world())), params_, b.params);
+    else
+      for (size_t i : b.params) params_[i].mutable_grad() = torch::Tensor();  // another rank's shard: no gradient kept
   }
   return since(t0);
 }
@@ -92,12 +83,7 @@ double OptimizerShards::broadcast_params(ProcessGroup& group) {
     for (size_t i : b.params) parts.push_back(params_[i].detach().reshape({-1}));
     std::vector<torch::Tensor> flat{torch::cat(parts)};
     group.broadcast(flat, b.owner, "parameters from their shard's owner");
-    if (b.owner == group.rank()) continue;
-    int64_t offset = 0;
-    for (size_t i : b.params) {
-      params_[i].detach().copy_(flat[0].narrow(0, offset, params_[i].numel()).view_as(params_[i]));
-      offset += params_[i].numel();
-    }
+    if (b.owner != group.rank()) unflatten_into_params(flat[0], params_, b.params);
   }
   return since(t0);
 }

@@ -1,6 +1,7 @@
 // YAML -> JobConfig. The only file that knows YAML.
 #include "trainer/job/job_config.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -136,6 +137,12 @@ YAML::Node load_root(const std::string& text, const std::string& file) {
 bool teacher_bf16(const std::string& dtype, bool cuda) {
   if (dtype != "auto") return dtype == "bf16";
   return cuda || kernels::cpu_has_bf16_dot();
+}
+
+int64_t logit_chunk_tokens(int64_t setting, int64_t vocab_size) {
+  if (setting < 0) return 0;
+  if (setting > 0) return setting;
+  return std::max<int64_t>(1, (int64_t{256} << 20) / (4 * std::max<int64_t>(vocab_size, 1)));
 }
 
 JobConfig parse_job(const std::string& text, const std::string& file, const std::string& base_dir) {

@@ -139,6 +139,9 @@ struct JobConfig {
 // teacher.dtype resolved: true for bf16. auto is bf16 on CUDA and on CPUs with bf16 dot products (3.3x faster than
 // fp32 there, bmos_bench TeacherForward), fp32 on other CPUs (bf16 is emulated there).
 bool teacher_bf16(const std::string& dtype, bool cuda);
+// train.logit_chunk resolved: tokens per KD-loss chunk (auto: 256 MiB of fp32 logits at this vocabulary), or 0 when
+// the KD loss takes the whole batch at once (-1).
+int64_t logit_chunk_tokens(int64_t setting, int64_t vocab_size);
 
 // Throws std::runtime_error "FILE: KEY.PATH: what is wrong (hint)" for a missing file, bad YAML (with line),
 // an unknown key, a wrong type or an invalid value.
