@@ -3,7 +3,7 @@
 set -euo pipefail
 PKGS=(cmake ninja-build g++ libtorch-dev libyaml-cpp-dev libhdf5-dev libgflags-dev libgoogle-glog-dev libgtest-dev
       libbenchmark-dev libsentencepiece-dev nlohmann-json3-dev libopenblas0-pthread
-      libbz2-dev zlib1g-dev libtcmalloc-minimal4 libgloo-dev bible-kjv)  # bible-kjv: the quickstart's English text; tcmalloc:
+      libbz2-dev bzip2 zlib1g-dev libtcmalloc-minimal4 libgloo-dev bible-kjv)  # bible-kjv: the quickstart's English text; tcmalloc:
       # see CMakeLists.txt
 # --experiments: also what experiments/ needs (jq for the run summaries, gnuplot for the plots).
 [ "${1:-}" = "--experiments" ] && PKGS+=(jq gnuplot-nox)

@@ -67,5 +67,22 @@ TEST(Cli, ARunFolderWithoutACheckpointIsNamed) {
   EXPECT_HAS(r.output, dir + "/run: a run folder without a complete checkpoint yet");
 }
 
+TEST(Cli, DeviceIsCheckedBeforeAnythingRunsAndNeverFallsBackToTheCpu) {
+  const std::string model = "/nonexistent/model.bin";  // the device is checked before the model is read
+  for (const char* sub : {"generate --prompt hi", "eval --ppl w=/dev/null"}) {
+    const CliRun bad = bmos(std::string(sub) + " --model " + model + " --device tpu");
+    EXPECT_EQ(bad.status, 1);
+    EXPECT_HAS(bad.output, "--device 'tpu': must be cpu, cuda or cuda:N");
+  }
+  if (torch::cuda::is_available()) GTEST_SKIP() << "this libtorch has CUDA: --device cuda is valid here";
+  for (const char* sub : {"generate --prompt hi", "eval --ppl w=/dev/null"}) {
+    const CliRun r = bmos(std::string(sub) + " --model " + model + " --device cuda:1");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_HAS(r.output, "--device cuda:1: this build's libtorch (");
+    EXPECT_HAS(r.output, ") has no CUDA, or no CUDA device is visible; use --device cpu");
+    EXPECT_EQ(r.output.find("achieved tok/s"), std::string::npos) << "it ran on the CPU instead";
+  }
+}
+
 }  // namespace
 }  // namespace bmos

@@ -289,6 +289,7 @@ TEST(Tasks, MalformedRecordsNameFileAndLine) {
 TEST(Tasks, HellaswagBz2EqualsPlainText) {
   BMOS_REQUIRE_DATA(bz, "tasks/hellaswag/hellaswag_val_full.txt.bz2");
   const std::string d = test::temp_dir("eval_hs_txt");
+  ASSERT_EQ(std::system("command -v bzip2 >/dev/null"), 0) << "needs the bzip2 program (scripts/setup.sh installs it)";
   ASSERT_EQ(std::system(("bzip2 -dc '" + bz + "' | head -n 600 > " + d + "/hs.txt").c_str()), 0);
   const auto plain = read_hellaswag(d + "/hs.txt");
   const auto packed = read_hellaswag(bz);

@@ -94,7 +94,36 @@ TEST(PackedLinear, SignOfZeroIsPlusOne) {
   EXPECT_EQ(bits.item<int32_t>(), 0b101);
 }
 
-TEST(PackedLinear, RefusesGradientsAndNonCpuInputs) {
+// The CUDA path (kernels/cuda through modules/packed/packed_cuda.cpp) against the CPU kernels, where a GPU and a CUDA
+// build exist (scripts/gpu_check.sh runs it there); skipped, and said so, everywhere else.
+TEST(PackedLinear, CudaMatchesCpuForDecodeAndPrefillShapes) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device in this libtorch: the CUDA path is not run here";
+  ASSERT_TRUE(packed_cuda_built()) << "libtorch has CUDA but this build has no CUDA kernels (nvcc missing?)";
+  torch::NoGradGuard no_grad;
+  const torch::Device cuda(torch::kCUDA);
+  for (auto [in, out] : {std::pair<int64_t, int64_t>{64, 172}, {300, 61}, {4096, 1024}}) {
+    for (int64_t E : {1, 4}) {
+      auto packed = PackedBinaryMoSLinearImpl::from_binarymos(*random_binarymos(in, out, E, E == 4, in + out + E));
+      for (int64_t M : {1, 7, 17, 32, 33, 100, 300}) {
+        const torch::Tensor x = torch::randn({M, in});
+        const torch::Tensor want = packed->forward(x);  // CPU, fp32
+        for (auto dtype : {torch::kFloat32, torch::kHalf, torch::kBFloat16}) {
+          const torch::Tensor got = packed->forward(x.to(cuda, dtype));
+          ASSERT_EQ(got.scalar_type(), dtype);
+          ASSERT_TRUE(got.is_cuda());
+          // fp16 (the fp32 input's kernel dtype) keeps ~3 significant digits, bf16 ~2.
+          const double tol = dtype == torch::kBFloat16 ? 3e-2 : 3e-3;
+          const double err = ((got.cpu().to(torch::kFloat) - want).abs().max() / want.abs().max()).item<double>();
+          std::printf("cuda %lldx%lld E=%lld M=%lld %s: max err / max |y| = %.2e\n", (long long)in, (long long)out,
+                      (long long)E, (long long)M, c10::toString(dtype), err);
+          EXPECT_LE(err, tol) << in << "x" << out << " E=" << E << " M=" << M << " " << dtype;
+        }
+      }
+    }
+  }
+}
+
+TEST(PackedLinear, RefusesGradientsAndWrongWidths) {
   auto packed = PackedBinaryMoSLinearImpl::from_binarymos(*random_binarymos(8, 4, 2, false, 1));
   const torch::Tensor x = torch::randn({2, 8}, torch::requires_grad());
   EXPECT_THROW(packed->forward(x), std::invalid_argument);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "modules/torch_compat.h"
 #include "trainer/losses.h"
 #include "trainer/schedule.h"
 
@@ -48,6 +49,21 @@ TEST(Schedule, WarmupThenCosineToFloor) {
   EXPECT_NEAR(s.factor(55), 0.1 + 0.9 * 0.5, 1e-12);
   s.kind = "constant";
   EXPECT_NEAR(s.factor(90), 1.0, 1e-12);
+}
+
+// The one version-dependent API the trainer uses (modules/torch_compat.h), on whichever libtorch this build has:
+// Debian 12's 1.13 in CI, trixie's 2.6 under scripts/check_torch2.sh.
+TEST(TorchCompat, CudaAutocastTurnsOnInBf16AndOffAgain) {
+  ASSERT_FALSE(compat::cuda_autocast_enabled());
+  compat::set_cuda_autocast(true, at::kBFloat16);
+  EXPECT_TRUE(compat::cuda_autocast_enabled());
+#if BMOS_TORCH_AT_LEAST(2, 4)
+  EXPECT_EQ(at::autocast::get_autocast_dtype(at::kCUDA), at::kBFloat16);
+#else
+  EXPECT_EQ(at::autocast::get_autocast_gpu_dtype(), at::kBFloat16);
+#endif
+  compat::set_cuda_autocast(false, at::kBFloat16);
+  EXPECT_FALSE(compat::cuda_autocast_enabled());
 }
 
 }  // namespace

@@ -13,12 +13,12 @@
 #include <pthread.h>
 
 #include <ATen/Parallel.h>
-#include <ATen/autocast_mode.h>
 
 #include "data/hash.h"
 #include "modules/io/model_loader.h"
 #include "modules/replace.h"
 #include "modules/threads.h"
+#include "modules/torch_compat.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/eval/eval_ppl.h"
 #include "trainer/eval/ppl_sets.h"
@@ -82,19 +82,18 @@ Trainer::Trainer(JobConfig job, bool resume)
   pthread_sigmask(SIG_BLOCK, &block, &old_sigmask_);
   // A handler, also where SIGINT came ignored (a process started in the background inherits that).
   old_sigint_ = std::signal(SIGINT, on_sigint);
-  group_ = std::make_unique<ProcessGroup>(DistEnv::from_environment(), std::chrono::seconds(job_.run.dist_timeout_s));
-  if (group_->active()) {
-    if (job_.train.batch_size % group_->world() != 0)
-      throw std::runtime_error(job_.file + ": train.batch_size " + std::to_string(job_.train.batch_size) +
-                               " (the global batch) does not split over " + std::to_string(group_->world()) + " ranks");
-    if (device_.is_cuda() && !device_.has_index()) device_ = torch::Device(torch::kCUDA, group_->local_rank());
-  }
+  const DistEnv env = DistEnv::from_environment();
+  if (env.world > 1 && job_.train.batch_size % env.world != 0)
+    throw std::runtime_error(job_.file + ": train.batch_size " + std::to_string(job_.train.batch_size) +
+                             " (the global batch) does not split over " + std::to_string(env.world) + " ranks");
+  if (device_.is_cuda() && !device_.has_index() && env.world > 1) device_ = torch::Device(torch::kCUDA, env.local_rank);
   if (device_.is_cuda() && !torch::cuda::is_available())
     throw std::runtime_error(job_.file + ": run.device: '" + job_.run.device +
                              "' is not available: this libtorch build has no CUDA device (use cpu)");
   if (device_.is_cuda() && device_.has_index() && device_.index() >= int64_t(torch::cuda::device_count()))
     throw std::runtime_error(job_.file + ": run.device: '" + job_.run.device + "': this machine has " +
                              std::to_string(torch::cuda::device_count()) + " CUDA device(s)");
+  group_ = std::make_unique<ProcessGroup>(env, std::chrono::seconds(job_.run.dist_timeout_s), device_);
   set_compute_threads(job_.run.threads);
   if (job_.data.sources.empty()) throw std::runtime_error(job_.file + ": data.sources: the job has no training data");
   torch::manual_seed(job_.run.seed);  // router init and anything else random: the same job gives the same run
@@ -240,14 +239,10 @@ namespace {
 // these shapes. Not exercised here: this machine has no CUDA libtorch.
 struct CudaAutocast {
   explicit CudaAutocast(bool on) : on_(on) {
-    if (!on_) return;
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_enabled(true);
+    if (on_) compat::set_cuda_autocast(true, at::kBFloat16);
   }
   ~CudaAutocast() {
-    if (!on_) return;
-    at::autocast::set_enabled(false);
-    at::autocast::clear_cache();
+    if (on_) compat::set_cuda_autocast(false, at::kBFloat16);
   }
   bool on_;
 };
@@ -363,10 +358,12 @@ TrainSummary Trainer::train() {
   const int64_t start_step = step_;
   const auto t0 = std::chrono::steady_clock::now();
   if (lead())
-    std::fprintf(stderr, "train: %lld steps of %lld tokens (batch %lld x seq %lld x accum %lld), %d threads x %d ranks\n",
+    std::fprintf(stderr,
+                 "train: %lld steps of %lld tokens (batch %lld x seq %lld x accum %lld) on %s, %d threads x %d ranks "
+                 "(%s)\n",
                  (long long)total_steps_, (long long)tokens_per_step(), (long long)job_.train.batch_size,
-                 (long long)job_.data.seq_len, (long long)job_.train.grad_accum, at::get_num_threads(),
-                 group_->world());
+                 (long long)job_.data.seq_len, (long long)job_.train.grad_accum, device_.str().c_str(),
+                 at::get_num_threads(), group_->world(), group_->backend().c_str());
   while (step_ < total_steps_) {
     const StepResult r = train_step();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -1,5 +1,6 @@
 // The two small kernels that run before the matmul: router logits (split over K so that K = 11008 does not serialise
-// on one SM), then the softmax gates and x * s_in written zero-padded, in the layout the matmul kernel reads.
+// on one SM), then the softmax gates and x * s_in written zero-padded, in the layout the matmul kernel reads; the
+// second also zeroes the call's split-K counters (epilogue.cuh).
 #include "kernels/cuda/launchers.cuh"
 
 namespace bmos::kernels::device {
@@ -45,19 +46,26 @@ __global__ void __launch_bounds__(tiles::kPrologueThreads)
   }
 }
 
-// grid (prologue_blocks, M). Each thread writes 8 consecutive positions (16 bytes) of token m's activation row.
+// grid (prologue_blocks, M). Each thread writes 8 consecutive positions (16 bytes) of token m's activation row, and
+// the grid zeroes counters [0, n_counters).
 // (The min-blocks hint of 1 lets ptxas use more than 32 registers; without it the unrolled loop spilled.)
 template <typename T>
 __global__ void __launch_bounds__(tiles::kPrologueThreads, 1)
     scale_activations_kernel(const T* __restrict__ x, const T* __restrict__ s_in, const float* __restrict__ logits,
                              std::int64_t K, int E, std::int64_t router_blocks, tiles::ActLayout layout,
-                             T* __restrict__ act, float* __restrict__ gates) {
+                             T* __restrict__ act, float* __restrict__ gates, unsigned int* __restrict__ counters,
+                             int n_counters) {
   const std::int64_t m = blockIdx.y, KP = tiles::padded_k(K);
   __shared__ float g[tiles::kMaxExperts];
   // The matmul may launch now and stream its weights while this grid (and router_logits_kernel) run: it waits for
   // this grid to finish before reading act or gates.
   allow_dependent_launch();
   wait_for_producer();  // logits come from router_logits_kernel
+  // The split-K counters of this call start at zero, whatever an earlier call left in them. After the wait, so that
+  // no earlier kernel still counts with them; the matmul waits for this grid before it does (epilogue.cuh).
+  for (std::int64_t i = (m * gridDim.x + blockIdx.x) * tiles::kPrologueThreads + threadIdx.x; i < n_counters;
+       i += static_cast<std::int64_t>(gridDim.x) * gridDim.y * tiles::kPrologueThreads)
+    counters[i] = 0u;
   if (E > 1) {
     if (threadIdx.x < E) {
       float v = 0.0f;
@@ -115,18 +123,18 @@ void launch_router_logits(const T* x, const T* router, std::int64_t M, std::int6
 template <typename T>
 void launch_scale_activations(const T* x, const T* s_in, const float* logits, std::int64_t M, std::int64_t K, int E,
                               std::int64_t router_blocks, std::int64_t prologue_blocks, tiles::ActLayout layout, T* act,
-                              float* gates, cudaStream_t stream, bool pdl) {
+                              float* gates, unsigned int* counters, int n_counters, cudaStream_t stream, bool pdl) {
   launch("scale_activations_kernel", device::scale_activations_kernel<T>,
          dim3(static_cast<unsigned>(prologue_blocks), static_cast<unsigned>(M)), dim3(tiles::kPrologueThreads), 0,
-         stream, pdl, x, s_in, logits, K, E, router_blocks, layout, act, gates);
+         stream, pdl, x, s_in, logits, K, E, router_blocks, layout, act, gates, counters, n_counters);
 }
 
-#define BMOS_INSTANTIATE(T)                                                                                         \
-  template void launch_router_logits<T>(const T*, const T*, std::int64_t, std::int64_t, int, std::int64_t, float*,  \
-                                        cudaStream_t);                                                              \
-  template void launch_scale_activations<T>(const T*, const T*, const float*, std::int64_t, std::int64_t, int,      \
-                                            std::int64_t, std::int64_t, tiles::ActLayout, T*, float*, cudaStream_t, \
-                                            bool);
+#define BMOS_INSTANTIATE(T)                                                                                          \
+  template void launch_router_logits<T>(const T*, const T*, std::int64_t, std::int64_t, int, std::int64_t, float*,   \
+                                        cudaStream_t);                                                               \
+  template void launch_scale_activations<T>(const T*, const T*, const float*, std::int64_t, std::int64_t, int,       \
+                                            std::int64_t, std::int64_t, tiles::ActLayout, T*, float*, unsigned int*, \
+                                            int, cudaStream_t, bool);
 BMOS_INSTANTIATE(__half)
 BMOS_INSTANTIATE(__nv_bfloat16)
 #undef BMOS_INSTANTIATE

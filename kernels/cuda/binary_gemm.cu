@@ -120,7 +120,8 @@ __global__ void __launch_bounds__(kGemmThreads)
   }
   cp_async_wait<0>();
 
-  // acc[rt][nt][i] is output row (R0 + wm * kRTW + rt) * 16 + g + 8 (i / 2), token T0 + wn * 32 + nt * 8 + 2t + i % 2.
+  // acc[rt][nt][i]: element i of lane (g, t) in the 16 x 8 tile of row tile R0 + wm * kRTW + rt, tokens from
+  // T0 + wn * 32 + 8 nt.
   auto for_each_output = [&](auto&& f) {
 #pragma unroll
     for (int rt = 0; rt < S::kRTW; ++rt)
@@ -128,8 +129,8 @@ __global__ void __launch_bounds__(kGemmThreads)
       for (int nt = 0; nt < S::kNT; ++nt)
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-          const std::int64_t n = (R0 + wm * S::kRTW + rt) * tiles::kTileRows + g + 8 * (i >> 1);
-          const std::int64_t token = T0 + wn * tiles::kGemmWarpTokens + nt * 8 + 2 * t + (i & 1);
+          const std::int64_t n = tiles::acc_row((R0 + wm * S::kRTW + rt) * tiles::kTileRows, g, i);
+          const std::int64_t token = tiles::acc_token(T0 + wn * tiles::kGemmWarpTokens + nt * 8, t, i);
           f(n, token, acc[rt][nt][i]);
         }
   };

@@ -93,7 +93,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
       for (int i = 0; i < 4; ++i)
-        red[warp][nt * 8 + 2 * t + (i & 1)][rt * tiles::kTileRows + g + 8 * (i >> 1)] = acc[rt][nt][i];
+        red[warp][tiles::acc_token(nt * 8, t, i)][tiles::acc_row(rt * tiles::kTileRows, g, i)] = acc[rt][nt][i];
   __syncthreads();
 
   const std::int64_t n0 = R0 * tiles::kTileRows;

@@ -1,5 +1,7 @@
 // The public entry points of binarymos_cuda.h: argument checks, the plan (launch_plan.h), the workspace carve-up and
 // the kernel sequence  [router logits] -> scale activations -> GEMV or GEMM.
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <vector>
 
@@ -35,6 +37,18 @@ DeviceInfo current_device() {
   return info;
 }
 
+// BMOS_CUDA_PDL from the environment, read once per process: false when it is "0" (binarymos_cuda.h).
+bool pdl_allowed_by_environment() {
+  static const bool allowed = [] {
+    const char* v = std::getenv("BMOS_CUDA_PDL");
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "1") == 0) return true;
+    if (std::strcmp(v, "0") == 0) return false;
+    throw std::invalid_argument(std::string("binarymos CUDA: environment variable BMOS_CUDA_PDL='") + v +
+                                "': set it to 0 (no programmatic dependent launch) or 1, or unset it (the default, 1)");
+  }();
+  return allowed;
+}
+
 std::string shape(const BinaryMoSCudaArgs& a) {
   return "M=" + std::to_string(a.M) + " N=" + std::to_string(a.N) + " K=" + std::to_string(a.K) +
          " E=" + std::to_string(a.E);
@@ -67,6 +81,7 @@ void check_args(const BinaryMoSCudaArgs& a) {
 template <typename T>
 void forward(const BinaryMoSCudaArgs& a, const tiles::LaunchPlan& plan, const tiles::WorkspaceLayout& ws, bool pdl) {
   auto* base = static_cast<unsigned char*>(a.workspace);
+  auto* counters = reinterpret_cast<unsigned int*>(base + ws.counters);
   auto* act = reinterpret_cast<T*>(base + ws.act);
   auto* logits = reinterpret_cast<float*>(base + ws.logits);
   auto* gates = reinterpret_cast<float*>(base + ws.gates);
@@ -76,14 +91,13 @@ void forward(const BinaryMoSCudaArgs& a, const tiles::LaunchPlan& plan, const ti
 
   if (plan.router_blocks > 0)
     detail::launch_router_logits(x, static_cast<const T*>(a.router), a.M, a.K, E, plan.router_blocks, logits, stream);
-  detail::launch_scale_activations(x, static_cast<const T*>(a.s_in), logits, a.M, a.K, E, plan.router_blocks,
-                                   plan.prologue_blocks, plan.act_layout, act, gates, stream,
-                                   pdl && plan.router_blocks > 0);
+  detail::launch_scale_activations(
+      x, static_cast<const T*>(a.s_in), logits, a.M, a.K, E, plan.router_blocks, plan.prologue_blocks, plan.act_layout,
+      act, gates, counters, static_cast<int>(tiles::split_counters(plan)), stream, pdl && plan.router_blocks > 0);
 
   const device::Epilogue<T> ep{static_cast<const T*>(a.s_out), gates, E,  static_cast<const T*>(a.bias),
                                static_cast<T*>(a.y),           a.M,   a.N};
-  const device::SplitK sk{reinterpret_cast<float*>(base + ws.partials),
-                          reinterpret_cast<unsigned int*>(base + ws.counters), plan.splits, tiles::padded_rows(a.N)};
+  const device::SplitK sk{reinterpret_cast<float*>(base + ws.partials), counters, plan.splits, tiles::padded_rows(a.N)};
   if (plan.kind == tiles::KernelKind::kGemv)
     detail::launch_gemv(plan, a.tiles, act, a.K, ep, sk, stream, pdl);
   else
@@ -116,28 +130,12 @@ void binarymos_forward_cuda(const BinaryMoSCudaArgs& a) {
   require(a.workspace_bytes >= ws.total, a,
           "workspace of " + std::to_string(a.workspace_bytes) + " bytes is too small, this call needs " +
               std::to_string(ws.total) + " (size it with binarymos_cuda_workspace_bytes(max_tokens, N, K, E))");
-  const bool pdl = dev.major >= 9;  // programmatic dependent launch exists from sm_90
+  // Programmatic dependent launch exists from sm_90; the caller and the environment may turn it off.
+  const bool pdl = pdl_allowed_by_environment() && a.allow_pdl && dev.major >= 9;
   if (a.dtype == CudaDType::kF16)
     forward<__half>(a, plan, ws, pdl);
   else
     forward<__nv_bfloat16>(a, plan, ws, pdl);
-}
-
-void binary_matmul_cuda(CudaDType dtype, const std::uint32_t* tiled, std::int64_t N, std::int64_t K, const void* x,
-                        std::int64_t M, void* y, void* workspace, std::size_t workspace_bytes, void* stream) {
-  BinaryMoSCudaArgs a;
-  a.dtype = dtype;
-  a.M = M;
-  a.N = N;
-  a.K = K;
-  a.E = 0;
-  a.tiles = tiled;
-  a.x = x;
-  a.y = y;
-  a.workspace = workspace;
-  a.workspace_bytes = workspace_bytes;
-  a.stream = stream;
-  binarymos_forward_cuda(a);
 }
 
 const char* binarymos_cuda_kernel_name(std::int64_t M) { return tiles::kernel_kind_name(tiles::kernel_kind(M)); }

@@ -7,17 +7,21 @@
 //   1. Weights: repack the canonical bits (kernels/packed_format.h) once into the kernels' tile order
 //      (tile_layout.h): repack_tiles_host() before upload, or repack_tiles_cuda() on the device.
 //      Tiled size: tiles::tiled_words(N, K) 32-bit words.
-//   2. Workspace: binarymos_cuda_workspace_bytes(max_tokens, N, K, E) bytes of device memory, zeroed once with
-//      binarymos_cuda_workspace_init(). It may be shared by layers (size it for the largest), but not by two streams at
-//      the same time: calls on one workspace must be serialised.
+//   2. Workspace: binarymos_cuda_workspace_bytes(max_tokens, N, K, E) bytes of device memory. It may be shared by
+//      layers (size it for the largest), but not by two streams at the same time: calls on one workspace must be
+//      serialised. No call depends on what an earlier one left in it (each call zeroes the split-K counters it uses
+//      in its prologue), so an aborted call (a kernel fault, a launch error, a captured graph torn down) does not
+//      spoil later ones.
 //   3. binarymos_forward_cuda(args) per call: y = ((x * s_in) @ sign(W)^T) * s_out + bias with token scales from the
 //      router (see kernels/cpu/reference.h), fp32 accumulation.
 //
 // Kernels (dispatched on M): M <= 32 a decode GEMV that streams each weight bit once (128-bit loads, tensor-core mma
 // with sign bits turned into +-1 in registers, split-K across blocks when N is small); M > 32 a tiled tensor-core GEMM
 // with a cp.async pipeline. Before either, at most two small prologue kernels compute the router softmax and write
-// x * s_in into the workspace. On sm_90 the later kernels use programmatic dependent launch so that their weight loads
-// overlap the prologue.
+// x * s_in into the workspace. On sm_90 the later kernels use programmatic dependent launch (PDL) so that their weight
+// loads overlap the prologue. To compare without it: BinaryMoSCudaArgs::allow_pdl = false for one call, or the
+// environment variable BMOS_CUDA_PDL=0 for every call of the process (read once, at the first call; 1 or unset: on,
+// anything else is refused). Results are the same either way.
 #pragma once
 
 #include <cstddef>
@@ -46,19 +50,17 @@ struct BinaryMoSCudaArgs {
   void* workspace = nullptr;             // binarymos_cuda_workspace_bytes(>= M, N, K, E) bytes, 256-byte aligned
   std::size_t workspace_bytes = 0;
   void* stream = nullptr;  // cudaStream_t (nullptr = legacy default stream)
+  bool allow_pdl = true;   // false: no programmatic dependent launch; used only on sm_90+ and without BMOS_CUDA_PDL=0
 };
 
 // Device workspace bytes that serve every call with M <= max_tokens on the current device.
 std::size_t binarymos_cuda_workspace_bytes(std::int64_t max_tokens, std::int64_t N, std::int64_t K, std::int64_t E);
-// Zeroes a new workspace (its split-K counters must start at zero; every call leaves them at zero again).
+// Zeroes a workspace. Optional (calls do not read what they did not write in the same call); kept so that a new
+// workspace holds no stale bytes.
 void binarymos_cuda_workspace_init(void* workspace, std::size_t bytes, void* stream);
 
 // The whole layer (see BinaryMoSCudaArgs). Asynchronous on args.stream.
 void binarymos_forward_cuda(const BinaryMoSCudaArgs& args);
-
-// y (M, N) = x (M, K) @ sign(W)^T: binarymos_forward_cuda with E = 0 and no bias.
-void binary_matmul_cuda(CudaDType dtype, const std::uint32_t* tiles, std::int64_t N, std::int64_t K, const void* x,
-                        std::int64_t M, void* y, void* workspace, std::size_t workspace_bytes, void* stream);
 
 // Canonical packed bits (packed_words(N, K) words) -> tile order (tiles::tiled_words(N, K) words), on the host.
 inline void repack_tiles_host(const packed::Word* canonical, std::int64_t N, std::int64_t K, std::uint32_t* tiles) {

@@ -1,6 +1,14 @@
 // The end of both matmul kernels: y = acc * s_out + bias with s_out = gates @ S_out per token, and the split-K
 // hand-off (each split writes fp32 partial sums; the last block of an output tile to arrive, found with an atomic
 // counter, adds them in split order and runs the epilogue, so the result does not depend on arrival order).
+//
+// The counters start every call at zero, whatever an earlier call left in them (a kernel fault, a launch error between
+// kernels or a captured graph torn down can stop a call half-way): scale_activations_kernel, which always runs just
+// before the matmul, zeroes the split_counters(plan) of them (launch_plan.h) after its own griddepcontrol.wait, and
+// the matmul counts only after its griddepcontrol.wait, which returns once that grid has finished and its writes are
+// visible (without PDL, stream order gives the same). The zeroing cannot race an earlier call either: the call's first
+// kernel (router_logits_kernel, or the scale kernel itself when there is no router) is launched without PDL, so it
+// starts after the previous call's matmul has finished, and the scale kernel's wait covers the router kernel.
 #pragma once
 
 #include <cstdint>
@@ -34,7 +42,7 @@ __device__ __forceinline__ void store_output(const Epilogue<T>& ep, std::int64_t
 // Split-K bookkeeping shared by the GEMV and the GEMM.
 struct SplitK {
   float* partials;         // [splits][M][padded_rows] fp32
-  unsigned int* counters;  // one per output tile, zero at rest
+  unsigned int* counters;  // one per output tile, zeroed by the prologue of each call
   std::int64_t splits;
   std::int64_t padded_rows;
 };
@@ -45,8 +53,9 @@ __device__ __forceinline__ float* partial_at(const SplitK& sk, std::int64_t spli
 }
 
 // Called by every thread of a block after it wrote its partial sums. Returns true in the block that arrived last for
-// `tile`; that block may then read every split's partials (with __ldcg) and must finish the tile. The counter is
-// reset for the next call.
+// `tile`; that block may then read every split's partials (with __ldcg) and must finish the tile. It also puts the
+// counter back to zero. Nothing depends on that any more (see the top of this file), but without the store ptxas
+// allocated the 64-token GEMM's registers differently and spilled, so it stays.
 __device__ __forceinline__ bool arrive_last(const SplitK& sk, std::int64_t tile) {
   __shared__ bool last;
   __threadfence();  // this block's partials are visible device-wide before it counts itself in

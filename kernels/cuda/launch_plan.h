@@ -32,12 +32,13 @@ constexpr int kRouterColumns = 2048;
 constexpr int kProloguePositions = kPrologueThreads * 8;
 constexpr int kMaxExperts = 16;
 // Split-K counters live at the start of the workspace, in a region of fixed size, so that workspaces shared by layers
-// of different shapes never overlap one layer's counters with another's partial sums.
+// of different shapes never overlap one layer's counters with another's partial sums. A call uses split_counters(plan)
+// of them and zeroes those in its prologue (epilogue.cuh says why that is in time).
 constexpr std::int64_t kMaxCounters = 16384;
 constexpr std::size_t kWorkspaceAlign = 256;
 
-// Blocks of the GEMV resident per SM, by n8 token tiles (ptxas: 94, 122 and 191 registers x 128 threads; rounded
-// down so that a grid sized by it never spills into a second wave).
+// Blocks of the GEMV resident per SM, by n8 token tiles (ptxas, CUDA 13: at most 94, 119 and 166 registers x 128
+// threads; rounded down so that a grid sized by it never spills into a second wave).
 inline std::int64_t gemv_blocks_per_sm(int token_tiles) { return token_tiles >= 4 ? 2 : 4; }
 
 enum class KernelKind : int { kGemv = 0, kGemm64 = 1, kGemm128 = 2 };
@@ -54,6 +55,10 @@ struct LaunchPlan {
 };
 
 inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+// Split-K counters a call uses: one per output tile of the grid, number row_group * token_groups + token_group; none
+// without split-K.
+inline std::int64_t split_counters(const LaunchPlan& p) { return p.splits > 1 ? p.row_groups * p.token_groups : 0; }
 
 inline int gemm_tokens(KernelKind kind) { return kind == KernelKind::kGemm64 ? 64 : 128; }
 
@@ -102,7 +107,7 @@ inline LaunchPlan plan_launch(std::int64_t M, std::int64_t N, std::int64_t K, st
   if (NC * p.splits >= (1LL << 31) || NR >= (1LL << 31) / kTileRows)
     throw std::invalid_argument("plan_launch: N=" + std::to_string(N) + " K=" + std::to_string(K) +
                                 " is too large for the kernels' 32-bit tile arithmetic");
-  if (p.splits > 1 && p.row_groups * p.token_groups > kMaxCounters)
+  if (split_counters(p) > kMaxCounters)
     throw std::invalid_argument("plan_launch: " + std::to_string(p.row_groups * p.token_groups) +
                                 " output tiles exceed the split-K counter region (" + std::to_string(kMaxCounters) +
                                 "); N=" + std::to_string(N) + " is too large for one call");
@@ -113,7 +118,7 @@ inline LaunchPlan plan_launch(std::int64_t M, std::int64_t N, std::int64_t K, st
 
 // Byte offsets of the workspace regions for one call. Unused regions have size 0.
 struct WorkspaceLayout {
-  std::size_t counters = 0, counters_bytes = 0;  // uint32 [kMaxCounters], zero at rest
+  std::size_t counters = 0, counters_bytes = 0;  // uint32 [kMaxCounters], each call zeroes those it uses
   std::size_t act = 0, act_bytes = 0;            // 16-bit [M][padded_k(K)], scaled activations
   std::size_t logits = 0, logits_bytes = 0;      // float [M][router_blocks][E], partial router logits
   std::size_t gates = 0, gates_bytes = 0;        // float [M][E], softmax of the router logits

@@ -47,11 +47,11 @@ void launch_router_logits(const T* x, const T* router, std::int64_t M, std::int6
                           std::int64_t router_blocks, float* logits, cudaStream_t stream);
 
 // Prologue 2: gates (softmax of the summed logits; 1 when E == 1) and the scaled, zero-padded activations in
-// `layout` order, T [M][padded_k(K)].
+// `layout` order, T [M][padded_k(K)]; zeroes counters [0, n_counters) (n_counters = split_counters(plan)).
 template <typename T>
 void launch_scale_activations(const T* x, const T* s_in, const float* logits, std::int64_t M, std::int64_t K, int E,
                               std::int64_t router_blocks, std::int64_t prologue_blocks, tiles::ActLayout layout, T* act,
-                              float* gates, cudaStream_t stream, bool pdl);
+                              float* gates, unsigned int* counters, int n_counters, cudaStream_t stream, bool pdl);
 
 // The matmul for a plan of kind kGemv (binary_gemv.cu) or kGemm64/kGemm128 (binary_gemm.cu).
 template <typename T>

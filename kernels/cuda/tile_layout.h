@@ -153,6 +153,19 @@ BMOS_HD constexpr int ldmatrix_offset(int lane, int jj, int token0) {
   return act_smem_offset(row, piece);
 }
 
+// ------------------------------------------------------------------------------------------ accumulator fragments
+// mma.m16n8k16's D (16 rows x 8 tokens, fp32): lane L = 4g + t holds element i (0..3) at row g + 8 (i / 2), token
+// 2t + i % 2 (PTX ISA, as for A above). The output row and token of element i of lane (g, t) for the tile whose first
+// row is row0 and first token token0. I: int (shared-memory indices) or std::int64_t (global ones).
+template <typename I>
+BMOS_HD constexpr I acc_row(I row0, int g, int i) {
+  return row0 + g + 8 * (i >> 1);
+}
+template <typename I>
+BMOS_HD constexpr I acc_token(I token0, int t, int i) {
+  return token0 + 2 * t + (i & 1);
+}
+
 // ---------------------------------------------------------------------------------------------------- split-K
 // Chunks [begin, end) of split s when `total` chunks are divided into `splits` nearly equal parts. 32-bit on purpose:
 // a 64-bit division is a subroutine call on the GPU (launch_plan.h keeps total * splits below 2^31).

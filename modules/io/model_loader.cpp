@@ -79,6 +79,7 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
     throw std::runtime_error(path + ": model format '" + out.format + "' cannot be loaded by this build");
   }
   if (out.format == "llama2c" || out.format == "checkpoint") out.model->to(options.device, options.dtype);
+  if (out.format == "packed") out.model->to(options.device);  // its dtypes are the file's
   out.model->eval();
   out.tokenizer = find_tokenizer_near(path);
   out.path = path;

@@ -97,9 +97,6 @@ torch::Tensor PackedBinaryMoSLinearImpl::bits() const {
 
 torch::Tensor PackedBinaryMoSLinearImpl::forward(const torch::Tensor& x) {
   const int64_t in = in_features(), out = out_features();
-  if (!x.device().is_cpu())
-    throw std::invalid_argument("PackedBinaryMoSLinear runs on the CPU kernels; got an input on " +
-                                x.device().str() + " (run exported models with --device cpu)");
   if (x.requires_grad() && torch::GradMode::is_enabled())
     throw std::invalid_argument("PackedBinaryMoSLinear is inference only: run it under torch::NoGradGuard");
   if (x.dim() < 1 || x.size(-1) != in) {
@@ -108,6 +105,10 @@ torch::Tensor PackedBinaryMoSLinearImpl::forward(const torch::Tensor& x) {
     throw std::invalid_argument(m.str());
   }
   auto shape = x.sizes().vec();
+  shape.back() = out;
+  if (x.is_cuda()) return packed_cuda_forward(cuda_, *this, x.reshape({-1, in})).view(shape);
+  if (!x.device().is_cpu())
+    throw std::invalid_argument("PackedBinaryMoSLinear runs on the CPU or CUDA; got an input on " + x.device().str());
   const torch::Tensor x2d = x.reshape({-1, in}).to(torch::kFloat).contiguous();  // (M, in)
   const int64_t M = x2d.size(0);
   torch::Tensor y = torch::empty({M, out}, torch::kFloat);                        // (M, out)
@@ -118,7 +119,6 @@ torch::Tensor PackedBinaryMoSLinearImpl::forward(const torch::Tensor& x) {
                              s_in.data_ptr<float>(), s_out.data_ptr<float>(),
                              bias.defined() ? bias.data_ptr<float>() : nullptr, x2d.data_ptr<float>(), M,
                              y.data_ptr<float>(), threads);
-  shape.back() = out;
   return y.view(shape);
 }
 

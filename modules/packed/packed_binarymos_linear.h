@@ -6,9 +6,10 @@
 //   s_out = g s_out_experts            s_out_experts (E, out)
 //   y     = ((x * s_in) B^T) * s_out + bias          B (out, in) in {-1, +1}, y (M, out)
 //
-// computed by kernels::binarymos_forward on 1 or 2 threads (at::get_num_threads() capped at 2; 1 when tokens x
-// weights < 2^20, where a second thread costs more than it saves). CPU, fp32, no autograd: it serves
-// `bmos generate` and `bmos eval` of exported models.
+// On the CPU: kernels::binarymos_forward on 1 or 2 threads (at::get_num_threads() capped at 2; 1 when tokens x
+// weights < 2^20, where a second thread costs more than it saves), fp32. On a CUDA input: kernels/cuda
+// (packed_cuda.h), where the build has a CUDA libtorch and nvcc. No autograd: it serves `bmos generate` and
+// `bmos eval` of exported models.
 //
 // A Sign layer (y = (x B^T) * alpha + bias) is the same layer with E = 1, s_in = 1 and s_out = alpha, exactly; it is
 // marked `sign` so the exporter stores only alpha (the file's `scale`), not a row of ones.
@@ -23,6 +24,7 @@
 
 #include "kernels/cpu/prepared_matrix.h"
 #include "modules/linear_like.h"
+#include "modules/packed/packed_cuda.h"
 
 namespace bmos {
 
@@ -45,7 +47,8 @@ class PackedBinaryMoSLinearImpl : public LinearLike {
   // alpha = mean |W| per row, as SignLinear computes it in its forward.
   static std::shared_ptr<PackedBinaryMoSLinearImpl> from_sign(const SignLinearImpl& layer);
 
-  // (..., in) -> (..., out). x must be a CPU tensor and need no gradient.
+  // (..., in) -> (..., out), on x's device (CPU, or CUDA: see packed_cuda.h for its dtypes). x must need no
+  // gradient.
   torch::Tensor forward(const torch::Tensor& x) override;
   int64_t in_features() const override { return prepared_.cols(); }
   int64_t out_features() const override { return prepared_.rows(); }
@@ -64,6 +67,7 @@ class PackedBinaryMoSLinearImpl : public LinearLike {
  private:
   kernels::PreparedBinaryMatrix prepared_;
   bool sign_ = false;
+  PackedCudaCache cuda_;  // device copies of the bits and scales, made on the first CUDA call
 };
 TORCH_MODULE(PackedBinaryMoSLinear);
 

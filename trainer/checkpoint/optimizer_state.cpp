@@ -6,16 +6,18 @@
 #include <stdexcept>
 
 #include "modules/io/safetensors.h"
+#include "modules/torch_compat.h"
 
 namespace bmos {
 
 namespace {
 
-std::string key_of(const torch::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+using Key = compat::OptimizerStateKey;
+Key key_of(const torch::Tensor& p) { return compat::optimizer_state_key(p); }
 
 // The parameters `optimizer` holds (its param groups), by identity.
-std::set<std::string> held(torch::optim::AdamW& optimizer) {
-  std::set<std::string> keys;
+std::set<Key> held(torch::optim::AdamW& optimizer) {
+  std::set<Key> keys;
   for (auto& g : optimizer.param_groups())
     for (auto& p : g.params()) keys.insert(key_of(p));
   return keys;
@@ -44,7 +46,7 @@ void load_adamw_state(const std::vector<std::string>& files, torch::optim::AdamW
     opened.push_back(std::make_unique<SafetensorsFile>(f));
     for (const auto& n : opened.back()->names()) where[n] = opened.back().get();
   }
-  const std::set<std::string> mine = held(optimizer);
+  const std::set<Key> mine = held(optimizer);
   auto& state = optimizer.state();
   torch::NoGradGuard no_grad;
   for (const auto& [name, p] : params) {

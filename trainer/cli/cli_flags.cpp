@@ -1,13 +1,17 @@
 #include "trainer/cli/cli_flags.h"
 
 #include <sstream>
+#include <stdexcept>
+
+#include <torch/cuda.h>
+#include <torch/version.h>
 
 DEFINE_string(model, "", "model: llama2.c .bin, Hugging Face folder, training checkpoint (or its run folder) or "
                          "exported packed folder");
 DEFINE_string(tokenizer, "", "tokenizer: SentencePiece .model, llama2.c tokenizer.bin, GPT-2 folder or tokenizer.json "
                              "(default: the one found beside the model)");
 DEFINE_int32(threads, 0, "CPU threads (0 = all cores)");
-DEFINE_string(device, "cpu", "cpu | cuda");
+DEFINE_string(device, "cpu", "cpu | cuda | cuda:N");
 DEFINE_uint64(seed, 42, "random seed");
 DEFINE_string(out, "", "output folder (an earlier export or model written there is replaced)");
 DEFINE_string(set, "", "job overrides 'key.path=value; key.path=value' applied before parsing, e.g. "
@@ -32,6 +36,22 @@ std::vector<std::string> split_overrides(const std::string& s) {
     if (!o.empty()) out.push_back(o);
   }
   return out;
+}
+
+c10::Device device_from_flag() {
+  const std::string& d = FLAGS_device;
+  const bool cuda_n = d.rfind("cuda:", 0) == 0 && d.size() > 5 && d.find_first_not_of("0123456789", 5) == std::string::npos;
+  if (d != "cpu" && d != "cuda" && !cuda_n)
+    throw std::invalid_argument("--device '" + d + "': must be cpu, cuda or cuda:N");
+  const c10::Device device(d);
+  if (device.is_cpu()) return device;
+  if (!torch::cuda::is_available())
+    throw std::invalid_argument("--device " + d + ": this build's libtorch (" + TORCH_VERSION +
+                                ") has no CUDA, or no CUDA device is visible; use --device cpu");
+  if (device.has_index() && device.index() >= static_cast<int64_t>(torch::cuda::device_count()))
+    throw std::invalid_argument("--device " + d + ": only " + std::to_string(torch::cuda::device_count()) +
+                                " CUDA device(s) are visible");
+  return device;
 }
 
 }  // namespace bmos

@@ -137,19 +137,14 @@ int cmd_eval(const std::vector<std::string>& args) {
   if (!config.tasks.empty() && !fs::is_directory(config.tasks_dir))
     throw std::invalid_argument("--tasks_dir: folder '" + config.tasks_dir + "' not found");
 
-  LoadedModel loaded = load_model(resolve_model_path(model_path));
+  LoadOptions load;
+  load.device = device_from_flag();
+  LoadedModel loaded = load_model(resolve_model_path(model_path), load);
   if (!model_note.empty()) std::fprintf(stderr, "[eval] %s\n", model_note.c_str());
   if (tok_path.empty()) tok_path = loaded.tokenizer;
   if (tok_path.empty()) throw std::invalid_argument("no tokenizer found beside " + model_path + ": pass --tokenizer PATH");
   const auto tok = load_tokenizer(tok_path, tok_kind);
-
   LanguageModel* model = loaded.model.get();  // its logits() takes tokens to the model's device
-  if (FLAGS_device != "cpu") {
-    const torch::Device device(FLAGS_device);
-    if (device.is_cuda() && !torch::cuda::is_available())
-      throw std::invalid_argument("--device " + FLAGS_device + ": this libtorch build has no CUDA device");
-    loaded.model->to(device);
-  }
 
   const int64_t max_len = model->max_seq_len();
   if (args.empty()) {

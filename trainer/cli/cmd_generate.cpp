@@ -40,6 +40,7 @@ int cmd_generate(const std::vector<std::string>& args) {
   if (FLAGS_dtype != "fp32" && FLAGS_dtype != "bf16") throw std::invalid_argument("--dtype must be fp32 or bf16");
   LoadOptions load;
   load.dtype = FLAGS_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  load.device = device_from_flag();
   LoadedModel loaded = load_model(resolve_model_path(FLAGS_model), load);
   if (loaded.format == "packed" && FLAGS_dtype != "fp32")
     throw std::invalid_argument("--dtype: " + loaded.path + " is an exported packed model; its dtypes are fixed");
@@ -66,8 +67,8 @@ int cmd_generate(const std::vector<std::string>& args) {
   std::printf("\n");
   std::fflush(stdout);  // before the stderr line, when both go to one file
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::fprintf(stderr, "achieved tok/s: %.1f (%zu tokens, %s model)\n", (tokens.size() - 1) / s, tokens.size(),
-               loaded.format.c_str());
+  std::fprintf(stderr, "achieved tok/s: %.1f (%zu tokens, %s model, %s)\n", (tokens.size() - 1) / s, tokens.size(),
+               loaded.format.c_str(), load.device.str().c_str());
   return 0;
 }
 

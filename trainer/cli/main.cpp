@@ -31,8 +31,8 @@ const std::vector<Subcommand>& subcommands() {
   static const std::vector<Subcommand> all = {
       {"generate", bmos::cmd_generate,
        "generate --model PATH [--tokenizer PATH] --prompt TEXT [--steps N] [--temperature T] [--top_p P] [--seed S] "
-       "[--dtype fp32|bf16]",
-       "cmd_generate.cpp", {"model", "tokenizer", "threads", "seed"}},
+       "[--dtype fp32|bf16] [--device cpu|cuda|cuda:N]",
+       "cmd_generate.cpp", {"model", "tokenizer", "threads", "device", "seed"}},
       {"data", bmos::cmd_data, "data prepare JOB.yaml [--rebuild] | data generate JOB.yaml [--gen_seed S ...]",
        "cmd_data.cpp", {"threads"}},
       {"train", bmos::cmd_train, "train JOB.yaml [--resume] [--set 'key.path=value; ...'] [--nproc N]", "cmd_train.cpp",

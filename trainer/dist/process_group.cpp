@@ -6,6 +6,14 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include "modules/torch_compat.h"
+#ifdef BMOS_C10D_NCCL  // CMake found a CUDA libtorch with c10d's NCCL backend and nccl.h
+#ifndef USE_C10D_NCCL  // the header's own guard: some libtorch CMake configs define it, pip's does not
+#define USE_C10D_NCCL
+#endif
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
 namespace bmos {
 
 namespace {
@@ -37,12 +45,34 @@ DistEnv DistEnv::from_environment() {
   return e;
 }
 
+bool ProcessGroup::nccl_built() {
+#ifdef BMOS_C10D_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::TCPStore> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+#ifdef BMOS_C10D_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
+#endif
+  torch::Device device = torch::kCPU;  // where the scalar collectives' tensors live
+
+  // f(backend) with the group's one backend (both classes have the same collective methods).
+  template <typename F>
+  auto call(F&& f) {
+#ifdef BMOS_C10D_NCCL
+    if (nccl) return f(*nccl);
+#endif
+    return f(*gloo);
+  }
 };
 
-ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout) : env_(env) {
+ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout, torch::Device device)
+    : env_(env) {
   if (env.world == 1) return;
   const std::string where = "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world) + " (store " +
                             env.master_addr + ":" + std::to_string(env.master_port) + ")";
@@ -54,7 +84,18 @@ ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout
     so.numWorkers = static_cast<std::size_t>(env.world);
     so.waitWorkers = true;
     so.timeout = timeout;
+    compat::use_classic_tcpstore(so);
     impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+#ifdef BMOS_C10D_NCCL
+    if (device.is_cuda()) {
+      auto options = c10d::ProcessGroupNCCL::Options::create();
+      options->timeout = timeout;
+      impl_->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, env.rank, env.world, options);
+      impl_->device = device;
+      backend_ = "nccl";
+      return;
+    }
+#endif
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
     // The address the other ranks reach this one at: the interface GLOO_SOCKET_IFNAME names (as in PyTorch), else
     // loopback when the whole job is on this host, else this host's name.
@@ -65,7 +106,8 @@ ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout
       options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
     else
       options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-    impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env.rank, env.world, options);
+    impl_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env.rank, env.world, options);
+    backend_ = "gloo";
   } catch (const std::exception& e) {
     throw std::runtime_error(where + ": could not join the process group within " +
                              std::to_string(timeout.count() / 1000) + " s: " + e.what());
@@ -87,21 +129,22 @@ void wait(const c10::intrusive_ptr<c10d::Work>& work, const DistEnv& env, const 
 
 void ProcessGroup::all_reduce_sum(std::vector<torch::Tensor>& tensors, const char* what) {
   if (!active() || tensors.empty()) return;
-  wait(impl_->pg->allreduce(tensors), env_, what);
+  wait(impl_->call([&](auto& pg) { return pg.allreduce(tensors); }), env_, what);
 }
 
 double ProcessGroup::all_reduce_sum(double value, const char* what) {
-  std::vector<torch::Tensor> t{torch::tensor({value}, torch::kFloat64)};
+  if (!active()) return value;
+  std::vector<torch::Tensor> t{torch::tensor({value}, torch::kFloat64).to(impl_->device)};
   all_reduce_sum(t, what);
   return t[0].item<double>();
 }
 
 double ProcessGroup::all_reduce_max(double value, const char* what) {
   if (!active()) return value;
-  std::vector<torch::Tensor> t{torch::tensor({value}, torch::kFloat64)};
+  std::vector<torch::Tensor> t{torch::tensor({value}, torch::kFloat64).to(impl_->device)};
   c10d::AllreduceOptions o;
   o.reduceOp = c10d::ReduceOp::MAX;
-  wait(impl_->pg->allreduce(t, o), env_, what);
+  wait(impl_->call([&](auto& pg) { return pg.allreduce(t, o); }), env_, what);
   return t[0].item<double>();
 }
 
@@ -109,7 +152,7 @@ void ProcessGroup::broadcast(std::vector<torch::Tensor>& tensors, int root, cons
   if (!active() || tensors.empty()) return;
   c10d::BroadcastOptions o;
   o.rootRank = root;
-  wait(impl_->pg->broadcast(tensors, o), env_, what);
+  wait(impl_->call([&](auto& pg) { return pg.broadcast(tensors, o); }), env_, what);
 }
 
 void ProcessGroup::reduce_sum(std::vector<torch::Tensor>& tensors, int root, const char* what) {
@@ -117,12 +160,12 @@ void ProcessGroup::reduce_sum(std::vector<torch::Tensor>& tensors, int root, con
   c10d::ReduceOptions o;
   o.rootRank = root;
   o.reduceOp = c10d::ReduceOp::SUM;
-  wait(impl_->pg->reduce(tensors, o), env_, what);
+  wait(impl_->call([&](auto& pg) { return pg.reduce(tensors, o); }), env_, what);
 }
 
 void ProcessGroup::barrier(const char* what) {
   if (!active()) return;
-  wait(impl_->pg->barrier(), env_, what);
+  wait(impl_->call([&](auto& pg) { return pg.barrier(); }), env_, what);
 }
 
 }  // namespace bmos

@@ -1,4 +1,5 @@
-// The process group of a data-parallel run: LibTorch's c10d (TCPStore rendezvous, ProcessGroupGloo on the CPU), set
+// The process group of a data-parallel run: LibTorch's c10d (TCPStore rendezvous; ProcessGroupGloo on the CPU,
+// ProcessGroupNCCL on CUDA where the build has it, else Gloo, which stages CUDA tensors through the host), set
 // up from the torchrun environment, so torchrun, Slurm or `bmos train --nproc N` start the ranks. The one file that
 // knows c10d; the trainer sees ranks, a world size and a few collectives.
 //
@@ -27,17 +28,22 @@ struct DistEnv {
 
 class ProcessGroup {
  public:
-  // world == 1: no group, every collective is the identity. Otherwise joins the store and the Gloo group, waiting at
-  // most `timeout` for the other ranks (an error naming this rank and the address when they do not come).
-  ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout);
+  // world == 1: no group, every collective is the identity. Otherwise joins the store and the group (NCCL when
+  // `device` is CUDA and nccl_built(), else Gloo), waiting at most `timeout` for the other ranks (an error naming this
+  // rank and the address when they do not come).
+  ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout, torch::Device device = torch::kCPU);
   ~ProcessGroup();
 
   int rank() const { return env_.rank; }
   int local_rank() const { return env_.local_rank; }
   int world() const { return env_.world; }
   bool active() const { return env_.world > 1; }
+  const std::string& backend() const { return backend_; }  // "gloo" | "nccl" | "none" (world 1)
+  // True when this build has c10d's NCCL backend (a CUDA libtorch and nccl.h at build time).
+  static bool nccl_built();
 
-  // In place, every rank's tensors summed (fp32/fp64 CPU tensors). `what` names the step in errors.
+  // In place, every rank's tensors summed (fp32/fp64, on the group's device: CPU for Gloo, the rank's GPU for NCCL).
+  // `what` names the step in errors.
   void all_reduce_sum(std::vector<torch::Tensor>& tensors, const char* what);
   double all_reduce_sum(double value, const char* what);
   double all_reduce_max(double value, const char* what);
@@ -49,6 +55,7 @@ class ProcessGroup {
  private:
   struct Impl;
   DistEnv env_;
+  std::string backend_ = "none";
   std::unique_ptr<Impl> impl_;
 };
 

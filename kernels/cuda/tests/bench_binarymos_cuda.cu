@@ -2,6 +2,9 @@
 // the paper's layer shapes (K x N = in x out: 4096x4096, 4096x11008, 11008x4096, 5120x13824) at batch 1, 4, 16, 64,
 // 256. Without a GPU it prints a SKIPPED line and exits 77 (ctest: skipped).
 //
+// Flags: --quick (batches 1 and 16 only); --no-pdl (every call of ours with BinaryMoSCudaArgs::allow_pdl = false:
+// run once with and once without it to see what programmatic dependent launch gains on sm_90).
+//
 // Method (printed with the results):
 //   - Weights rotate over enough copies that together they exceed 3x the L2 cache, so every call streams its weights
 //     from HBM (a 5.6 MB 1-bit matrix would otherwise sit in the 50 MB L2). Activations stay L2-resident, as they are
@@ -110,6 +113,7 @@ struct Row {
 struct Bench {
   cudaStream_t stream;
   cublasHandle_t cublas;
+  bool allow_pdl;
   double peak_gbs;
   std::size_t l2_bytes;
   std::vector<Row> rows;
@@ -167,13 +171,17 @@ struct Bench {
       layer.workspace = d_ws.ptr;
       layer.workspace_bytes = ws_bytes;
       layer.stream = stream;
+      layer.allow_pdl = allow_pdl;
+      BinaryMoSCudaArgs matmul = layer;  // the plain binary matmul: E = 0 (no scales), no bias
+      matmul.E = 0;
+      matmul.router = matmul.s_in = matmul.s_out = nullptr;
       auto run_layer = [&](int i) {
         layer.tiles = tiles_copy(i % bin_copies);
         binarymos_forward_cuda(layer);
       };
       auto run_matmul = [&](int i) {
-        binary_matmul_cuda(CudaDType::kF16, tiles_copy(i % bin_copies), N, K, d_x.ptr, M, d_y.ptr, d_ws.ptr, ws_bytes,
-                           stream);
+        matmul.tiles = tiles_copy(i % bin_copies);
+        binarymos_forward_cuda(matmul);
       };
       const float alpha = 1.0f, beta = 0.0f;
       auto run_cublas = [&](int i) {
@@ -263,12 +271,22 @@ struct Bench {
 
 int main(int argc, char** argv) {
   std::printf("bench_binarymos_cuda: BinaryMoS CUDA kernels vs cuBLAS fp16\n");
+  bool quick = false, allow_pdl = true;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--quick") == 0) {
+      quick = true;
+    } else if (std::strcmp(argv[i], "--no-pdl") == 0) {
+      allow_pdl = false;
+    } else {
+      std::printf("unknown argument '%s'; usage: bench_binarymos_cuda [--quick] [--no-pdl]\n", argv[i]);
+      return 2;
+    }
+  }
   const std::string no_device = bmos::cuda_test::no_device_reason();
   if (!no_device.empty()) {
     std::printf("SKIPPED: no CUDA device (%s); nothing measured\n", no_device.c_str());
     return bmos::cuda_test::kSkipExitCode;
   }
-  const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   try {
     cudaDeviceProp prop{};
     cuda_ok(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
@@ -277,6 +295,7 @@ int main(int argc, char** argv) {
     cuda_ok(cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, 0), "GlobalMemoryBusWidth");
     cuda_ok(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, 0), "L2CacheSize");
     Bench b;
+    b.allow_pdl = allow_pdl;
     b.peak_gbs = 2.0 * mem_khz * 1e3 * (bus_bits / 8) / 1e9;
     b.l2_bytes = static_cast<std::size_t>(l2);
     std::printf("device: %s, sm_%d%d, %d SMs, HBM peak %.0f GB/s (2 x %d MHz x %d bit), L2 %d MB\n", prop.name,
@@ -285,6 +304,8 @@ int main(int argc, char** argv) {
         "method: weights rotated over copies > 3x L2; CUDA graph of >= 20 back-to-back calls, 1 warm-up "
         "launch, then 10-30 timed launches with CUDA events, no per-call sync; *_strm = same calls launched "
         "directly on the stream. x_* = cuBLAS time / ours.\n");
+    const char* pdl = !allow_pdl ? "off (--no-pdl)" : prop.major < 9 ? "off (needs sm_90)" : "on";
+    std::printf("programmatic dependent launch: %s (BMOS_CUDA_PDL=0 in the environment also turns it off)\n", pdl);
     cuda_ok(cudaStreamCreateWithFlags(&b.stream, cudaStreamNonBlocking), "cudaStreamCreate");
     cublas_ok(cublasCreate(&b.cublas), "cublasCreate");
     cublas_ok(cublasSetStream(b.cublas, b.stream), "cublasSetStream");

@@ -1,8 +1,9 @@
 // GPU correctness of the CUDA BinaryMoS kernels against the scalar references (kernels/cpu/reference.h), on random
 // odd shapes (padding in N and K, tokens not a multiple of 8, split-K, both GEMM tile shapes) and on the paper's layer
-// shapes, in f16 and bf16. Prints the largest error of every case, then "N passed, N failed". Without a GPU it runs
-// only the argument checks (host logic), prints a SKIPPED line for the rest and exits 77 (ctest: skipped) unless a
-// check failed (1).
+// shapes, in f16 and bf16; every case also runs with stale split-K counters and without programmatic dependent launch,
+// which must give the same bits. Prints the largest error of every case, then "N passed, N failed". Without a GPU it
+// runs only the argument checks (host logic), prints a SKIPPED line for the rest and exits 77 (ctest: skipped) unless
+// a check failed (1).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -84,9 +85,10 @@ struct Shape {
 
 const char* dtype_name(CudaDType dt) { return dt == CudaDType::kF16 ? "f16" : "bf16"; }
 
-// One layer call against binarymos_forward_ref (or binary_matmul_ref when E == 0). Runs the call twice to check that
-// the split-K counters are reset and results are deterministic. `integer_inputs`: x in {-1, 0, 1}, E = 0, so that
-// the f16 result is exact and any index error shows as a nonzero difference.
+// One layer call against binarymos_forward_ref (or binary_matmul_ref when E == 0). Runs the call twice more, each of
+// which must give the same bits: after filling the split-K counters with what an aborted call could leave there (each
+// call must zero its own), and with allow_pdl = false. `integer_inputs`: x in {-1, 0, 1}, E = 0, so that the f16
+// result is exact and any index error shows as a nonzero difference.
 void run_case(const Shape& s, CudaDType dt, std::uint32_t seed, bool integer_inputs = false) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd;
@@ -151,12 +153,18 @@ void run_case(const Shape& s, CudaDType dt, std::uint32_t seed, bool integer_inp
   a.workspace = d_ws.ptr;
   binarymos_cuda_workspace_init(a.workspace, a.workspace_bytes, nullptr);
 
-  std::vector<std::uint16_t> y1(M * N), y2(M * N);
+  std::vector<std::uint16_t> y1(M * N), y2(M * N), y3(M * N);
   binarymos_forward_cuda(a);
   cuda_ok(cudaMemcpy(y1.data(), d_y.ptr, M * N * 2, cudaMemcpyDeviceToHost), "cudaMemcpy D2H (first call)");
+  // The counters region starts the workspace (launch_plan.h); 0x01010101 matches no split count.
+  cuda_ok(cudaMemset(a.workspace, 0x01, tiles::kMaxCounters * sizeof(std::uint32_t)), "cudaMemset counters");
   cuda_ok(cudaMemset(d_y.ptr, 0xFF, M * N * 2), "cudaMemset y");
   binarymos_forward_cuda(a);
-  cuda_ok(cudaMemcpy(y2.data(), d_y.ptr, M * N * 2, cudaMemcpyDeviceToHost), "cudaMemcpy D2H (second call)");
+  cuda_ok(cudaMemcpy(y2.data(), d_y.ptr, M * N * 2, cudaMemcpyDeviceToHost), "cudaMemcpy D2H (stale counters)");
+  cuda_ok(cudaMemset(d_y.ptr, 0xFF, M * N * 2), "cudaMemset y");
+  a.allow_pdl = false;
+  binarymos_forward_cuda(a);
+  cuda_ok(cudaMemcpy(y3.data(), d_y.ptr, M * N * 2, cudaMemcpyDeviceToHost), "cudaMemcpy D2H (no PDL)");
   cuda_ok(cudaDeviceSynchronize(), "kernels");
 
   double max_err = 0.0, sum_sq = 0.0;
@@ -171,16 +179,16 @@ void run_case(const Shape& s, CudaDType dt, std::uint32_t seed, bool integer_inp
   // Activations x * s_in and outputs are rounded to 16 bits (2^-11 f16, 2^-8 bf16 relative), so errors scale with
   // the output's magnitude; integer cases are exact in f16.
   const double tol = integer_inputs ? 0.0 : (dt == CudaDType::kF16 ? 1e-2 : 5e-2) * std::max(rms, 1e-3);
-  const bool same_twice = y1 == y2;
+  const bool same_stale = y1 == y2, same_no_pdl = y1 == y3;
   const tiles::LaunchPlan plan = tiles::plan_launch(M, N, K, E, 1);  // kind only (splits depend on the device)
   char line[512];
   std::snprintf(line, sizeof line,
-                "%-5s %-28s M=%-4lld N=%-5lld K=%-5lld E=%lld%s  %-7s max|err|=%.3g (tol %.3g, rms %.3g)%s%s%s",
+                "%-5s %-28s M=%-4lld N=%-5lld K=%-5lld E=%lld%s  %-7s max|err|=%.3g (tol %.3g, rms %.3g)%s%s%s%s",
                 dtype_name(dt), s.what, static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K),
                 static_cast<long long>(E), s.bias ? " bias" : "", tiles::kernel_kind_name(plan.kind), max_err, tol, rms,
-                finite ? "" : " NON-FINITE", same_twice ? "" : " SECOND CALL DIFFERS",
-                repack_same ? "" : " DEVICE REPACK DIFFERS");
-  report(finite && max_err <= tol && same_twice && repack_same, line);
+                finite ? "" : " NON-FINITE", same_stale ? "" : " DIFFERS AFTER STALE COUNTERS",
+                same_no_pdl ? "" : " DIFFERS WITHOUT PDL", repack_same ? "" : " DEVICE REPACK DIFFERS");
+  report(finite && max_err <= tol && same_stale && same_no_pdl && repack_same, line);
 }
 
 // Argument checks run before any CUDA call, so they are tested with or without a GPU.
@@ -256,8 +264,16 @@ void test_argument_checks() {
 
 }  // namespace
 
-int main() {
-  std::printf("test_binarymos_cuda: CUDA BinaryMoS kernels vs kernels/cpu/reference.h\n");
+// --quick: the odd shapes only, f16 and bf16 (every kernel, split-K and padding path, none of the large paper shapes):
+// what scripts/gpu_check.sh runs under compute-sanitizer, which slows kernels by 10-100x.
+int main(int argc, char** argv) {
+  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  if (argc > 2 || (argc == 2 && !quick)) {
+    std::fprintf(stderr, "usage: test_binarymos_cuda [--quick]\n");
+    return 2;
+  }
+  std::printf("test_binarymos_cuda: CUDA BinaryMoS kernels vs kernels/cpu/reference.h%s\n",
+              quick ? " (--quick: odd shapes only)" : "");
   test_argument_checks();
 
   const std::string no_device = bmos::cuda_test::no_device_reason();
@@ -298,7 +314,8 @@ int main() {
     // bf16 repeats the random shapes and the smaller real ones (the scalar reference is the slow part).
     for (CudaDType dt : {CudaDType::kF16, CudaDType::kBF16})
       for (const Shape& s : shapes)
-        if (dt == CudaDType::kF16 || s.M * s.N * s.K <= 200'000'000) run_case(s, dt, seed++);
+        if ((dt == CudaDType::kF16 || s.M * s.N * s.K <= 200'000'000) && (!quick || s.N * s.K < 4'000'000))
+          run_case(s, dt, seed++);
     // Exact integer cases (f16): any misplaced bit or activation changes the result.
     for (const Shape& s : std::vector<Shape>{{1, 37, 999, 0, false, "exact, gemv"},
                                              {20, 50, 2000, 0, false, "exact, gemv split-K"},
