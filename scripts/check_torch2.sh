@@ -4,17 +4,23 @@
 # inside the chroot. For developers (root, Debian's registry reachable); CI does not run it.
 #   scripts/check_torch2.sh                 make/refresh the chroot, build, ctest (about 45 min on 2 cores, first time)
 #   scripts/check_torch2.sh --no-tests      build only
-# Env: CHROOT (default /var/tmp/bmos-trixie), JOBS (default 2), MIRROR (default http://deb.debian.org/debian).
-# Prints the torch version it built against and ctest's summary; exit status is ctest's.
+#   scripts/check_torch2.sh --cuda          build only, against trixie's CUDA libtorch (contrib libtorch-cuda-dev 2.6,
+#                                           non-free nvcc 12.4 and NCCL): every CUDA-only file (the packed layer's CUDA
+#                                           path, NCCL, the kernels) compiled and linked; nothing runs (no GPU here)
+# Env: CHROOT (default /var/tmp/bmos-trixie, or -cuda), JOBS (default 2), MIRROR (default http://deb.debian.org/debian).
+# Prints the torch version it built against and ctest's summary; exit status is ctest's (the build's with --cuda).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
 SHARED=$(cd .. && pwd)/shared
-CHROOT=${CHROOT:-/var/tmp/bmos-trixie}
-JOBS=${JOBS:-2}
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
+CUDA=0
+TARGETS=""
 RUN_TESTS=1
 [ "${1:-}" = "--no-tests" ] && RUN_TESTS=0
+[ "${1:-}" = "--cuda" ] && { CUDA=1; RUN_TESTS=0; }
+CHROOT=${CHROOT:-/var/tmp/bmos-trixie$([ $CUDA -eq 1 ] && echo -cuda)}
+JOBS=${JOBS:-2}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
 [ "$(id -u)" -eq 0 ] || { echo "check_torch2: needs root (debootstrap, chroot, bind mounts)"; exit 1; }
 
 # Our packages as trixie names them (scripts/setup.sh's list, less the quickstart's text).
@@ -48,15 +54,39 @@ cp /etc/resolv.conf "$CHROOT/etc/resolv.conf" 2>/dev/null || true
 
 in_chroot() { chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
 echo "check_torch2: installing ${#PKGS[@]} packages in the chroot"
+CMAKE_ARGS=(-DBMOS_CUDA=OFF)
+if [ $CUDA -eq 1 ]; then
+  echo "deb $MIRROR trixie contrib non-free" >"$CHROOT/etc/apt/sources.list.d/contrib-non-free.list"
+  PKGS=("${PKGS[@]/libtorch-dev/libtorch-cuda-dev}")
+  PKGS=("${PKGS[@]/libgloo-dev/libgloo-cuda-dev}" nvidia-cuda-toolkit libnccl-dev g++-13)
+  # nvcc 12.4 takes GCC <= 13: the whole build uses g++-13, so one libstdc++ links it. libtorch_cuda needs cuDNN,
+  # which Debian's nvidia-cudnn downloads from NVIDIA in its postinst (unreachable here): the link allows the
+  # shared libraries' unresolved symbols, as nothing is run.
+  CMAKE_ARGS=(-DCMAKE_CXX_COMPILER=g++-13 -DCMAKE_C_COMPILER=gcc-13 -DCMAKE_CUDA_HOST_COMPILER=g++-13
+              -DCMAKE_EXE_LINKER_FLAGS=-Wl,--allow-shlib-undefined)
+  # trixie's libgtest.a was built by GCC 14 (it needs libstdc++'s __cxa_call_terminate), so GoogleTest programs do
+  # not link with g++-13: build bmos and the kernels' own programs (no GoogleTest).
+  TARGETS="--target bmos test_binarymos_cuda bench_binarymos_cuda test_cuda_tile_layout"
+fi
 in_chroot apt-get update -qq
-in_chroot env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${PKGS[@]}" >/dev/null
-torch_version=$(in_chroot dpkg-query -W -f='${Version}' libtorch-dev)
-echo "check_torch2: libtorch-dev $torch_version, g++ $(in_chroot g++ -dumpversion), chroot ready after $(( $(date +%s) - start )) s"
+if ! in_chroot env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${PKGS[@]}" \
+       >"$CHROOT/apt.log" 2>&1; then
+  # Only nvidia-cudnn's download may fail (see above); its dependants stay unpacked, which is all a build needs.
+  if [ $CUDA -eq 1 ] && ! grep "^dpkg: error processing package" "$CHROOT/apt.log" |
+       grep -qv "nvidia-cudnn\|libtorch-cuda\|libgloo-cuda\|libtensorpipe-cuda"; then
+    echo "check_torch2: nvidia-cudnn could not download cuDNN (no internet): building without it"
+  else
+    tail -n 30 "$CHROOT/apt.log"; exit 1
+  fi
+fi
+torch_version=$(in_chroot dpkg-query -W -f='${Version}' "$([ $CUDA -eq 1 ] && echo libtorch-cuda-dev || echo libtorch-dev)")
+echo "check_torch2: libtorch $torch_version, $([ $CUDA -eq 1 ] && echo "g++ 13, $(in_chroot nvcc --version | tail -n 2 | head -n 1)" || echo "g++ $(in_chroot g++ -dumpversion)"), chroot ready after $(( $(date +%s) - start )) s"
 
 # The build folder lives in the chroot (the tree is read-only there); tests write under /tmp of the chroot.
 build_start=$(date +%s)
-in_chroot bash -c "cmake -S /src/binarymos -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBMOS_CUDA=OFF >/build.log 2>&1 &&
-                   cmake --build /build -j $JOBS >>/build.log 2>&1" || { tail -n 60 "$CHROOT/build.log"; exit 1; }
+in_chroot bash -c "cmake -S /src/binarymos -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS[*]} >/build.log 2>&1 &&
+                   cmake --build /build -j $JOBS ${TARGETS:-} >>/build.log 2>&1" || { tail -n 60 "$CHROOT/build.log"; exit 1; }
+grep "binarymos:" "$CHROOT/build.log" || true
 echo "check_torch2: built in $(( $(date +%s) - build_start )) s"
 [ "$RUN_TESTS" -eq 1 ] || exit 0
 test_start=$(date +%s)

@@ -75,6 +75,28 @@ TEST(ChunkedKl, EqualsTheWholeLogitsForwardAndBackward) {
   }
 }
 
+// What CUDA autocast hands the loss: a bf16 student hidden stream with an fp32 head, a bf16 teacher. The gradients
+// come back in each input's own dtype and match the fp32 computation to bf16 precision.
+TEST(ChunkedKl, MixedDtypesGiveGradientsInEachInputsDtype) {
+  torch::manual_seed(4);
+  const int64_t N = 40, D = 32, V = 211;
+  const auto hs32 = torch::randn({N, D}), ws32 = 0.3 * torch::randn({V, D});
+  const auto ht = torch::randn({N, D}).to(torch::kBFloat16), wt = (0.3 * torch::randn({V, D})).to(torch::kBFloat16);
+  auto hs = hs32.to(torch::kBFloat16).requires_grad_(true);
+  auto ws = ws32.clone().requires_grad_(true);
+  const auto part = kd_kl_chunked(hs, ws, ht, wt, 1.0, 16);
+  const auto g = torch::autograd::grad({part}, {hs, ws});
+  EXPECT_EQ(g[0].scalar_type(), torch::kBFloat16);
+  EXPECT_EQ(g[1].scalar_type(), torch::kFloat32);
+  auto h_ref = hs.detach().to(torch::kFloat).requires_grad_(true);
+  auto w_ref = ws32.clone().requires_grad_(true);
+  const auto whole = kd_kl(torch::matmul(h_ref, w_ref.t()), torch::matmul(ht.to(torch::kFloat), wt.to(torch::kFloat).t()), 1.0);
+  const auto gr = torch::autograd::grad({whole}, {h_ref, w_ref});
+  EXPECT_LT(std::abs(part.item<double>() - whole.item<double>()), 2e-2 * whole.item<double>());
+  EXPECT_LT(max_rel(g[0].to(torch::kFloat), gr[0]), 5e-2);
+  EXPECT_LT(max_rel(g[1], gr[1]), 5e-2);
+}
+
 TEST(ScaleInit, PowerIterationAgreesWithTheSvd) {
   torch::manual_seed(3);
   for (auto [out, in] : {std::pair<int64_t, int64_t>{300, 200}, {64, 1000}}) {

@@ -10,10 +10,14 @@ struct ChunkedKL : public torch::autograd::Function<ChunkedKL> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& hs, const torch::Tensor& ws,
                                const torch::Tensor& ht, const torch::Tensor& wt, double temperature, int64_t chunk) {
     const int64_t N = hs.size(0);
+    // The student's head input and weight may differ in dtype (fp32 weights, a bf16 residual stream under CUDA
+    // autocast): the product runs in their common type here (autocast, when on, picks bf16 itself) and in backward.
+    const torch::ScalarType st = at::promote_types(hs.scalar_type(), ws.scalar_type());
     torch::Tensor sum = torch::zeros({}, hs.options().dtype(torch::kFloat));
     for (int64_t i = 0; i < N; i += chunk) {
       const int64_t n = std::min(chunk, N - i);
-      const torch::Tensor ls = torch::log_softmax(torch::matmul(hs.narrow(0, i, n), ws.t()).to(torch::kFloat) / temperature, -1);
+      const torch::Tensor ls =
+          torch::log_softmax(torch::matmul(hs.narrow(0, i, n).to(st), ws.t().to(st)).to(torch::kFloat) / temperature, -1);
       const torch::Tensor lt = torch::log_softmax(torch::matmul(ht.narrow(0, i, n), wt.t()).to(torch::kFloat) / temperature, -1);
       sum += (lt.exp() * (lt - ls)).sum();
     }
@@ -29,15 +33,17 @@ struct ChunkedKL : public torch::autograd::Function<ChunkedKL> {
     const double temperature = ctx->saved_data["temperature"].toDouble();
     const int64_t chunk = ctx->saved_data["chunk"].toInt(), N = hs.size(0);
     const torch::Tensor g = grad[0] * (temperature / double(N));
+    const torch::ScalarType st = at::promote_types(hs.scalar_type(), ws.scalar_type());  // as in forward
+    const torch::Tensor w = ws.to(st);
     torch::Tensor dhs = torch::empty_like(hs), dws = torch::zeros_like(ws);
     for (int64_t i = 0; i < N; i += chunk) {
       const int64_t n = std::min(chunk, N - i);
-      const torch::Tensor h = hs.narrow(0, i, n);
-      const torch::Tensor ps = torch::softmax(torch::matmul(h, ws.t()).to(torch::kFloat) / temperature, -1);
+      const torch::Tensor h = hs.narrow(0, i, n).to(st);
+      const torch::Tensor ps = torch::softmax(torch::matmul(h, w.t()).to(torch::kFloat) / temperature, -1);
       const torch::Tensor pt = torch::softmax(torch::matmul(ht.narrow(0, i, n), wt.t()).to(torch::kFloat) / temperature, -1);
-      const torch::Tensor dlogits = ((ps - pt) * g).to(hs.scalar_type());  // (n, V)
-      dhs.narrow(0, i, n).copy_(torch::matmul(dlogits, ws));
-      dws.add_(torch::matmul(dlogits.t(), h));
+      const torch::Tensor dlogits = ((ps - pt) * g).to(st);  // (n, V)
+      dhs.narrow(0, i, n).copy_(torch::matmul(dlogits, w));  // (n, D), cast to hs's dtype
+      dws.add_(torch::matmul(dlogits.t(), h));               // (V, D), cast to ws's dtype
     }
     return {dhs, dws, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }

@@ -517,13 +517,11 @@ void Trainer::check_finite(const LossTerms& terms) const {
 
 void Trainer::log_step(const StepResult& r, double seconds, int64_t start_step) {
   // The global loss terms: each rank's mean over its rows, averaged over the ranks (equal shares).
-  std::vector<torch::Tensor> v{torch::tensor({item(r.terms.total), item(r.terms.kl), item(r.terms.hidden_mse),
-                                              item(r.terms.ce)}, torch::kFloat64)};
-  group_->all_reduce_sum(v, "loss logging");
-  v[0].div_(double(group_->world()));
+  std::vector<double> v = group_->all_reduce_sum(
+      {item(r.terms.total), item(r.terms.kl), item(r.terms.hidden_mse), item(r.terms.ce)}, "loss logging");
+  for (double& x : v) x /= double(group_->world());
   if (!lead()) return;
-  const double total = v[0][0].item<double>(), kl = v[0][1].item<double>(), mse = v[0][2].item<double>(),
-               ce = v[0][3].item<double>();
+  const double total = v[0], kl = v[1], mse = v[2], ce = v[3];
   const double lr = group_lr_[0] * r.lr_factor;
   last_metrics_ = {{"step", step_},    {"tokens", tokens_}, {"lr", lr},
                    {"loss", total},    {"kl", kl},          {"hidden_mse", mse},

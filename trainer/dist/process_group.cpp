@@ -132,11 +132,16 @@ void ProcessGroup::all_reduce_sum(std::vector<torch::Tensor>& tensors, const cha
   wait(impl_->call([&](auto& pg) { return pg.allreduce(tensors); }), env_, what);
 }
 
-double ProcessGroup::all_reduce_sum(double value, const char* what) {
-  if (!active()) return value;
-  std::vector<torch::Tensor> t{torch::tensor({value}, torch::kFloat64).to(impl_->device)};
+std::vector<double> ProcessGroup::all_reduce_sum(const std::vector<double>& values, const char* what) {
+  if (!active() || values.empty()) return values;
+  std::vector<torch::Tensor> t{torch::tensor(values, torch::kFloat64).to(impl_->device)};  // NCCL: on the GPU
   all_reduce_sum(t, what);
-  return t[0].item<double>();
+  const torch::Tensor sum = t[0].cpu();
+  return std::vector<double>(sum.data_ptr<double>(), sum.data_ptr<double>() + sum.numel());
+}
+
+double ProcessGroup::all_reduce_sum(double value, const char* what) {
+  return all_reduce_sum(std::vector<double>{value}, what)[0];
 }
 
 double ProcessGroup::all_reduce_max(double value, const char* what) {

@@ -45,6 +45,8 @@ class ProcessGroup {
   // In place, every rank's tensors summed (fp32/fp64, on the group's device: CPU for Gloo, the rank's GPU for NCCL).
   // `what` names the step in errors.
   void all_reduce_sum(std::vector<torch::Tensor>& tensors, const char* what);
+  // Scalars, summed over the ranks (through the group's device).
+  std::vector<double> all_reduce_sum(const std::vector<double>& values, const char* what);
   double all_reduce_sum(double value, const char* what);
   double all_reduce_max(double value, const char* what);
   void broadcast(std::vector<torch::Tensor>& tensors, int root, const char* what);
