@@ -81,7 +81,6 @@ if [ -d "$DEPS/debs" ]; then
   done
   # pkg-config files and CMake's own data name /usr: point them at the extracted tree.
   find "$PREFIX/usr" -name '*.pc' -exec sed -i "s|^prefix=/usr|prefix=$PREFIX/usr|" {} +
-  export CMAKE_ROOT_HINT="$PREFIX/usr/share/cmake-3.25"
   export PATH="$PATH:$PREFIX/usr/bin"  # after the machine's own cmake/ninja, if it has them
   export PKG_CONFIG_PATH="$PREFIX/usr/lib/x86_64-linux-gnu/pkgconfig:$PREFIX/usr/share/pkgconfig"
   export LD_LIBRARY_PATH="${NV_LIBS}$PREFIX/usr/lib/x86_64-linux-gnu:${TORCH_PKG:+$TORCH_PKG/lib:}${LD_LIBRARY_PATH:-}"

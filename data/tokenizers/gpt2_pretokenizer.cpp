@@ -6,14 +6,7 @@ namespace bmos {
 
 namespace {
 
-enum class Cls { kLetter, kNumber, kSpace, kOther };
-
-Cls classify(uint32_t cp) {
-  if (unicode::is_letter(cp)) return Cls::kLetter;
-  if (unicode::is_number(cp)) return Cls::kNumber;
-  if (unicode::is_space(cp)) return Cls::kSpace;
-  return Cls::kOther;
-}
+using unicode::CharClass;
 
 // The contraction at text[i] (which is '\''), or 0: 's 't 're 've 'm 'll 'd, case-sensitive, in the regex's order.
 size_t contraction(const std::string& t, size_t i) {
@@ -27,21 +20,16 @@ size_t contraction(const std::string& t, size_t i) {
 
 }  // namespace
 
+const char kGpt2Pattern[] = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
 std::vector<std::pair<size_t, size_t>> gpt2_pretokenize(const std::string& text) {
-  // Code points with their classes, decoded once.
-  std::vector<size_t> off;
-  std::vector<Cls> cls;
-  off.reserve(text.size() + 1);
-  cls.reserve(text.size());
-  for (size_t i = 0, len = 0; i < text.size(); i += len) {
-    off.push_back(i);
-    cls.push_back(classify(unicode::decode_utf8(text, i, len)));
-  }
-  const size_t n = cls.size();
-  off.push_back(text.size());
+  const unicode::ClassifiedText t = unicode::classify(text);  // code points with their classes, decoded once
+  const auto& off = t.offset;
+  const auto& cls = t.cls;
+  const size_t n = t.size();
 
   std::vector<std::pair<size_t, size_t>> pieces;
-  const auto run_end = [&](size_t k, Cls c) {
+  const auto run_end = [&](size_t k, CharClass c) {
     while (k < n && cls[k] == c) ++k;
     return k;
   };
@@ -55,14 +43,14 @@ std::vector<std::pair<size_t, size_t>> gpt2_pretokenize(const std::string& text)
       k = k + bytes;  // the suffix letters are ASCII: one code point per byte
       continue;
     }
-    if (cls[k] == Cls::kLetter || cls[k] == Cls::kNumber || cls[k] == Cls::kOther) {
+    if (cls[k] == CharClass::kLetter || cls[k] == CharClass::kNumber || cls[k] == CharClass::kOther) {
       end = run_end(k, cls[k]);  // \p{L}+ | \p{N}+ | [^\s\p{L}\p{N}]+
-    } else if (space_prefix && cls[k + 1] != Cls::kSpace) {
+    } else if (space_prefix && cls[k + 1] != CharClass::kSpace) {
       end = run_end(k + 1, cls[k + 1]);  // " ?" then the run of the next class
     } else {
       // \s+(?!\S): the whole whitespace run when it ends the text or is followed by... only whitespace can follow
       // the run's last character, so the run minus its last character (if >= 2), else \s+ takes the single one.
-      const size_t e = run_end(k, Cls::kSpace);
+      const size_t e = run_end(k, CharClass::kSpace);
       end = (e == n || e - k < 2) ? e : e - 1;
     }
     pieces.emplace_back(off[k], off[end] - off[k]);

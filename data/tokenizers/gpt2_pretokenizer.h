@@ -9,6 +9,8 @@
 
 namespace bmos {
 
+extern const char kGpt2Pattern[];  // the regex above, as a tokenizer.json "Split" pre-tokenizer writes it
+
 // (byte offset, byte length) of each piece; the pieces tile the text exactly.
 std::vector<std::pair<size_t, size_t>> gpt2_pretokenize(const std::string& text);
 

@@ -19,8 +19,9 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// "auto": a .model file is SentencePiece, a .bin file llama2.c, a .json file or a folder with vocab.json + merges.txt
-// GPT-2; a Hugging Face LLaMA folder (tokenizer.model inside) is SentencePiece.
+// "auto": a .model file is SentencePiece, a .bin file llama2.c, a .json file or a folder with tokenizer.json or
+// vocab.json + merges.txt byte-level BPE ("gpt2"); a Hugging Face folder with a tokenizer.model inside (LLaMA-2,
+// Mistral) is SentencePiece.
 std::string detect_kind(const std::string& path) {
   if (fs::is_directory(path)) {
     if (fs::exists(fs::path(path) / "tokenizer.model")) return "sentencepiece";

@@ -1,49 +1,28 @@
-// GPT-2 / OPT byte-level BPE (vocab.json + merges.txt, or a Hugging Face tokenizer.json with a ByteLevel
-// pre-tokenizer). Text is cut by the GPT-2 pre-tokenizer (data/tokenizers/gpt2_pretokenizer.h), each piece's bytes are mapped to
-// printable code points (GPT-2's bytes_to_unicode), and BPE runs inside each piece as GPT-2's encoder.py does: merge
-// every occurrence of the lowest-ranked adjacent pair, left to right, until no pair has a rank.
-// Special tokens (<|endoftext|>) are never produced from text: text is always plain text.
+// Byte-level BPE as Hugging Face runs it for GPT-2, OPT, Llama-3.x, Qwen2.5 and Qwen3 (the files are read, and every
+// setting checked, by data/tokenizers/bpe_files.h). Encoding: added tokens are cut out of the text first
+// (data/tokenizers/added_tokens.h; encode_special cuts all of them, <|endoftext|> and <|im_start|> too, encode only
+// those that are not special, such as Qwen3's <think>); each stretch between them is put in NFC where the tokenizer
+// says so, gets a leading space with add_prefix_space, and is cut by the pre-tokenizer regex (gpt2_pretokenizer.h,
+// llama3_pretokenizer.h). Each piece's bytes are mapped to printable code points (GPT-2's bytes_to_unicode); with
+// ignore_merges (Llama-3) a piece that is a vocabulary entry is that one token, otherwise BPE runs inside the piece as
+// GPT-2's encoder.py does: merge every occurrence of the lowest-ranked adjacent pair, left to right, until no pair has
+// a rank. Decoding gives each token's bytes; special tokens give nothing, other added tokens their text.
+#include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <unordered_map>
 
-#include <nlohmann/json.hpp>
-
+#include "data/tokenizers/added_tokens.h"
+#include "data/tokenizers/bpe_files.h"
 #include "data/tokenizers/gpt2_pretokenizer.h"
-#include "data/hash.h"
+#include "data/tokenizers/llama3_pretokenizer.h"
 #include "data/tokenizers/tokenizer_kinds.h"
+#include "data/tokenizers/unicode_classes.h"
+#include "data/tokenizers/unicode_nfc.h"
 
 namespace bmos {
 
-namespace fs = std::filesystem;
-
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open (check tokenizer.path)");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string utf8(uint32_t cp) {
-  std::string s;
-  if (cp < 0x80) {
-    s += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    s += static_cast<char>(0xC0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    s += static_cast<char>(0xE0 | (cp >> 12));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return s;
-}
 
 // GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the other 68 take U+0100.. in byte order.
 std::vector<uint32_t> byte_to_code_point() {
@@ -56,145 +35,90 @@ std::vector<uint32_t> byte_to_code_point() {
   return map;
 }
 
-uint64_t pair_key(int32_t a, int32_t b) { return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | uint32_t(b); }
+uint64_t pair_key(int32_t a, int32_t b) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | uint32_t(b);
+}
 
 class Gpt2Tokenizer : public Tokenizer {
  public:
   explicit Gpt2Tokenizer(const std::string& path) : path_(path) {
-    nlohmann::json vocab;
-    std::vector<std::pair<std::string, std::string>> merges;
-    std::string special_map;
-    std::vector<int32_t> special;  // ids that decode to nothing
-    Sha256 h;
-    try {
-      if (fs::is_directory(path) && fs::exists(fs::path(path) / "vocab.json") &&
-          fs::exists(fs::path(path) / "merges.txt")) {
-        const std::string vtext = read_file((fs::path(path) / "vocab.json").string());
-        const std::string mtext = read_file((fs::path(path) / "merges.txt").string());
-        h.update(vtext);
-        h.update(std::string("\0merges\0", 8));
-        h.update(mtext);
-        vocab = nlohmann::json::parse(vtext);
-        std::istringstream lines(mtext);
-        std::string line;
-        int lineno = 0;
-        while (std::getline(lines, line)) {
-          ++lineno;
-          if (!line.empty() && line.back() == '\r') line.pop_back();
-          if (line.empty() || (lineno == 1 && line.rfind("#version", 0) == 0)) continue;
-          const size_t sp = line.find(' ');
-          if (sp == std::string::npos || sp == 0 || sp + 1 == line.size())
-            throw std::runtime_error("merges.txt line " + std::to_string(lineno) + ": expected 'A B', got '" + line +
-                                     "'");
-          merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
-        }
-        if (fs::exists(fs::path(path) / "special_tokens_map.json"))
-          special_map = read_file((fs::path(path) / "special_tokens_map.json").string());
-      } else {
-        const std::string file = fs::is_directory(path) ? (fs::path(path) / "tokenizer.json").string() : path;
-        const std::string text = read_file(file);
-        h.update(text);
-        const auto j = nlohmann::json::parse(text);
-        const auto& model = j.at("model");
-        if (model.value("type", "BPE") != "BPE" || !j.contains("pre_tokenizer") || j["pre_tokenizer"].is_null() ||
-            j["pre_tokenizer"].value("type", "") != "ByteLevel")
-          throw std::runtime_error("not a byte-level BPE tokenizer.json (model.type BPE with a ByteLevel "
-                                   "pre_tokenizer); a LLaMA tokenizer needs its tokenizer.model (sentencepiece)");
-        add_prefix_space_ = j["pre_tokenizer"].value("add_prefix_space", false);
-        vocab = model.at("vocab");
-        for (const auto& m : model.at("merges")) {
-          if (m.is_array()) {
-            merges.emplace_back(m.at(0).get<std::string>(), m.at(1).get<std::string>());
-          } else {
-            const auto s = m.get<std::string>();
-            const size_t sp = s.find(' ');
-            if (sp == std::string::npos) throw std::runtime_error("model.merges entry '" + s + "' is not 'A B'");
-            merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
-          }
-        }
-        if (j.contains("added_tokens"))
-          for (const auto& t : j["added_tokens"]) {
-            vocab[t.at("content").get<std::string>()] = t.at("id").get<int>();
-            if (t.value("special", false)) special.push_back(t.at("id").get<int32_t>());
-          }
-      }
-    } catch (const nlohmann::json::exception& e) {
-      throw std::runtime_error(path + ": malformed GPT-2 tokenizer JSON (" + e.what() + ")");
-    } catch (const std::runtime_error& e) {
-      throw std::runtime_error(path + ": " + e.what());
-    }
-    hash_ = h.hex();
+    const BpeFiles f = read_bpe_files(path);
+    hash_ = f.hash;
+    pattern_ = f.pattern;
+    nfc_ = f.nfc;
+    add_prefix_space_ = f.add_prefix_space;
+    ignore_merges_ = f.ignore_merges;
 
     int32_t max_id = -1;
-    for (const auto& [piece, id] : vocab.items()) max_id = std::max(max_id, id.get<int32_t>());
+    for (const auto& [piece, id] : f.vocab) max_id = std::max(max_id, id);
+    for (const auto& t : f.added) max_id = std::max(max_id, t.id);
     pieces_.assign(max_id + 1, "");
-    for (const auto& [piece, id] : vocab.items()) {
-      pieces_[id.get<int32_t>()] = piece;
-      ids_.emplace(piece, id.get<int32_t>());
+    for (const auto& [piece, id] : f.vocab) {
+      pieces_[id] = piece;
+      ids_.emplace(piece, id);
     }
     // A merge whose result is not in the vocabulary could never be emitted (encoder.py would fail on it): it is
     // dropped with a warning. (The shared GPT-2 copy has one: its id 40559 was renamed from "ĠClaude".)
-    for (size_t r = 0; r < merges.size(); ++r) {
-      const int32_t a = find(merges[r].first), b = find(merges[r].second), m = find(merges[r].first + merges[r].second);
+    for (size_t r = 0; r < f.merges.size(); ++r) {
+      const auto& [left, right] = f.merges[r];
+      const int32_t a = find(left), b = find(right), m = find(left + right);
       if (a < 0 || b < 0)
-        throw std::runtime_error(path + ": merge " + std::to_string(r + 1) + " ('" + merges[r].first + " " +
-                                 merges[r].second + "') names a piece missing from the vocabulary");
+        throw std::runtime_error(path + ": merge " + std::to_string(r + 1) + " ('" + left + " " + right +
+                                 "') names a piece missing from the vocabulary");
       if (m < 0) {
         std::fprintf(stderr, "warning: %s: merge %zu ('%s %s') makes a piece missing from the vocabulary; dropped\n",
-                     path.c_str(), r + 1, merges[r].first.c_str(), merges[r].second.c_str());
+                     path.c_str(), r + 1, left.c_str(), right.c_str());
         continue;
       }
       merges_.emplace(pair_key(a, b), Merge{static_cast<int32_t>(r), m});
     }
     const auto cps = byte_to_code_point();
-    bytes_.assign(pieces_.size(), "");
     std::unordered_map<uint32_t, char> cp_to_byte;
     for (int b = 0; b < 256; ++b) {
       cp_to_byte[cps[b]] = static_cast<char>(b);
-      byte_ids_[b] = find(utf8(cps[b]));
+      std::string piece;
+      unicode::append_utf8(cps[b], piece);
+      byte_ids_[b] = find(piece);
       if (byte_ids_[b] < 0)
         throw std::runtime_error(path + ": vocabulary lacks the byte piece for byte " + std::to_string(b) +
                                  " (not a byte-level BPE vocabulary)");
     }
-    // Each piece's raw bytes, for decoding; pieces outside the byte alphabet (special tokens) stay empty.
+    // Each piece's raw bytes, for decoding (and ignore_merges); pieces outside the byte alphabet stay empty.
+    bytes_.assign(pieces_.size(), "");
     for (size_t id = 0; id < pieces_.size(); ++id) {
-      std::string out;
-      bool plain = !pieces_[id].empty();
       const std::string& p = pieces_[id];
-      for (size_t i = 0; i < p.size() && plain;) {
-        const unsigned char c = p[i];
-        const size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
-        uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-        for (size_t k = 1; k < len && i + k < p.size(); ++k) cp = (cp << 6) | (p[i + k] & 0x3F);
-        const auto it = cp_to_byte.find(cp);
-        if (it == cp_to_byte.end()) plain = false;
-        else out += it->second;
-        i += len;
+      std::string out;
+      bool plain = !p.empty();
+      for (size_t i = 0, len = 0; i < p.size() && plain; i += len) {
+        const auto it = cp_to_byte.find(unicode::decode_utf8(p, i, len));
+        if (it == cp_to_byte.end())
+          plain = false;
+        else
+          out += it->second;
       }
-      if (plain) bytes_[id] = out;
+      if (!plain) continue;
+      bytes_[id] = out;
+      if (ignore_merges_) whole_.emplace(out, static_cast<int32_t>(id));
     }
-    bos_ = special_id(special_map, "bos_token", {"<|endoftext|>", "<s>"});
-    eos_ = special_id(special_map, "eos_token", {"<|endoftext|>", "</s>"});
-    special.push_back(bos_);
-    special.push_back(eos_);
-    for (int32_t id : special)
-      if (id >= 0 && id < static_cast<int32_t>(bytes_.size())) bytes_[id].clear();
+    for (const auto& t : f.added) {
+      added_.add(t.content, t.id);
+      if (!t.special) not_special_.add(t.content, t.id);
+      bytes_[t.id] = t.special ? "" : t.content;
+    }
+    // BOS and EOS (bpe_files.cpp found them among the added tokens or in the vocabulary) print nothing.
+    const auto id_of = [&](const std::string& content) {
+      for (const auto& t : f.added)
+        if (t.content == content) return t.id;
+      return find(content);
+    };
+    bos_ = f.bos.empty() ? -1 : id_of(f.bos);
+    eos_ = f.eos.empty() ? -1 : id_of(f.eos);
+    for (int32_t id : {bos_, eos_})
+      if (id >= 0) bytes_[id].clear();
   }
 
-  std::vector<int32_t> encode(const std::string& raw) const override {
-    const bool prefix = add_prefix_space_ && !raw.empty() && raw[0] != ' ';
-    const std::string prefixed = prefix ? " " + raw : std::string();
-    const std::string& text = prefix ? prefixed : raw;
-    std::vector<int32_t> out;
-    std::vector<int32_t> word;
-    for (const auto& [start, len] : gpt2_pretokenize(text)) {
-      word.clear();
-      for (size_t i = start; i < start + len; ++i) word.push_back(byte_ids_[static_cast<unsigned char>(text[i])]);
-      bpe(word);
-      out.insert(out.end(), word.begin(), word.end());
-    }
-    return out;
-  }
+  std::vector<int32_t> encode(const std::string& text) const override { return encode_cut(text, not_special_); }
+  std::vector<int32_t> encode_special(const std::string& text) const override { return encode_cut(text, added_); }
 
   std::string decode(const std::vector<int32_t>& ids) const override {
     std::string out;
@@ -206,7 +130,7 @@ class Gpt2Tokenizer : public Tokenizer {
     if (id < 0 || id >= vocab_size())
       throw std::runtime_error(path_ + ": token id " + std::to_string(id) + " outside the vocabulary of " +
                                std::to_string(vocab_size()));
-    return bytes_[id];  // empty for special tokens (BOS, EOS, tokenizer.json's special added tokens)
+    return bytes_[id];
   }
 
   int32_t vocab_size() const override { return static_cast<int32_t>(pieces_.size()); }
@@ -224,6 +148,51 @@ class Gpt2Tokenizer : public Tokenizer {
   int32_t find(const std::string& piece) const {
     const auto it = ids_.find(piece);
     return it == ids_.end() ? -1 : it->second;
+  }
+
+  // The added tokens of `cut` as their ids, the text between them encoded.
+  std::vector<int32_t> encode_cut(const std::string& text, const AddedTokens& cut) const {
+    std::vector<int32_t> out;
+    if (cut.empty()) {
+      encode_text(text, out);
+      return out;
+    }
+    for (const auto& s : cut.split(text)) {
+      if (s.id >= 0) out.push_back(s.id);
+      else encode_text(text.substr(s.begin, s.length), out);
+    }
+    return out;
+  }
+
+  // One stretch of text without added tokens.
+  void encode_text(const std::string& raw, std::vector<int32_t>& out) const {
+    std::string prepared;
+    const std::string* text = &raw;
+    if (nfc_) {
+      prepared = unicode::nfc(raw);
+      text = &prepared;
+    }
+    if (add_prefix_space_ && !text->empty() && (*text)[0] != ' ') {
+      prepared = " " + *text;
+      text = &prepared;
+    }
+    const auto pieces = pattern_ == BpeFiles::Pattern::kGpt2
+                            ? gpt2_pretokenize(*text)
+                            : llama3_pretokenize(*text, pattern_ == BpeFiles::Pattern::kLlama3 ? 3 : 1);
+    std::vector<int32_t> word;
+    for (const auto& [start, len] : pieces) {
+      if (ignore_merges_) {
+        const auto it = whole_.find(text->substr(start, len));
+        if (it != whole_.end()) {
+          out.push_back(it->second);
+          continue;
+        }
+      }
+      word.clear();
+      for (size_t i = start; i < start + len; ++i) word.push_back(byte_ids_[static_cast<unsigned char>((*text)[i])]);
+      bpe(word);
+      out.insert(out.end(), word.begin(), word.end());
+    }
   }
 
   // encoder.py's loop: the lowest-ranked pair present, merged at every (non-overlapping, left to right) occurrence.
@@ -254,34 +223,23 @@ class Gpt2Tokenizer : public Tokenizer {
     }
   }
 
-  // The special token from special_tokens_map.json ("bos_token": "<s>" or {"content": "<s>"}), else the first
-  // candidate present in the vocabulary, else -1.
-  int32_t special_id(const std::string& special_map, const char* key, std::vector<std::string> candidates) const {
-    if (!special_map.empty()) {
-      const auto j = nlohmann::json::parse(special_map, nullptr, /*allow_exceptions=*/false);
-      if (j.is_object() && j.contains(key)) {
-        const auto& v = j[key];
-        if (v.is_string()) candidates.insert(candidates.begin(), v.get<std::string>());
-        else if (v.is_object() && v.contains("content")) candidates.insert(candidates.begin(), v["content"].get<std::string>());
-      }
-    }
-    for (const auto& c : candidates)
-      if (find(c) >= 0) return find(c);
-    return -1;
-  }
-
   std::string path_, hash_;
-  std::vector<std::string> pieces_;  // byte-mapped piece text, as in vocab.json
-  std::vector<std::string> bytes_;   // raw bytes of each piece
-  std::unordered_map<std::string, int32_t> ids_;
+  std::vector<std::string> pieces_;                 // piece text as in the vocabulary (byte-to-unicode alphabet)
+  std::vector<std::string> bytes_;                  // what each id decodes to
+  std::unordered_map<std::string, int32_t> ids_;    // vocabulary piece -> id
+  std::unordered_map<std::string, int32_t> whole_;  // raw bytes -> id, for ignore_merges
   std::unordered_map<uint64_t, Merge> merges_;
+  AddedTokens added_, not_special_;  // all added tokens (encode_special), the non-special ones (encode)
   int32_t byte_ids_[256] = {};
   int32_t bos_ = -1, eos_ = -1;
-  bool add_prefix_space_ = false;  // tokenizer.json pre_tokenizer.add_prefix_space: a space before text without one
+  BpeFiles::Pattern pattern_ = BpeFiles::Pattern::kGpt2;
+  bool nfc_ = false, add_prefix_space_ = false, ignore_merges_ = false;
 };
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> make_gpt2_tokenizer(const std::string& path) { return std::make_unique<Gpt2Tokenizer>(path); }
+std::unique_ptr<Tokenizer> make_gpt2_tokenizer(const std::string& path) {
+  return std::make_unique<Gpt2Tokenizer>(path);
+}
 
 }  // namespace bmos

@@ -12,7 +12,7 @@ namespace bmos {
 
 std::unique_ptr<Tokenizer> make_sentencepiece_tokenizer(const std::string& model_path);
 std::unique_ptr<Tokenizer> make_llama2c_tokenizer(const std::string& bin_path);
-// path: a folder with vocab.json + merges.txt (or tokenizer.json), or a tokenizer.json file.
+// path: a folder with tokenizer.json (or vocab.json + merges.txt), or a tokenizer.json file.
 std::unique_ptr<Tokenizer> make_gpt2_tokenizer(const std::string& path);
 
 // llama2.c's decode rule for one piece (spaces already as ' '): drop the leading space right after BOS and turn a

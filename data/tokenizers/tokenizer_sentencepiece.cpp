@@ -109,6 +109,9 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& path) : path_(
     control_.push_back(p_.is_control(handle_, id) != 0);
   }
   const SentencePieceModel model = read_sentencepiece_model(path);
+  for (size_t id = 0; id < model.pieces.size(); ++id)
+    if (model.types[id] == SentencePieceModel::kControl || model.types[id] == SentencePieceModel::kUnknown)
+      specials_.add(model.pieces[id], static_cast<int32_t>(id));
   if (model.score_bpe_exact() && static_cast<int32_t>(model.pieces.size()) == vocab_size_) {
     std::vector<bool> mergeable(vocab_size_);
     for (int32_t id = 0; id < vocab_size_; ++id) mergeable[id] = model.types[id] == SentencePieceModel::kNormal;
@@ -122,6 +125,19 @@ SentencePieceTokenizer::~SentencePieceTokenizer() { p_.free(handle_); }
 std::vector<int32_t> SentencePieceTokenizer::encode(const std::string& text) const {
   if (bpe_ && valid_utf8(text)) return bpe_->encode(text);
   return encode_library(text);
+}
+
+std::vector<int32_t> SentencePieceTokenizer::encode_special(const std::string& text) const {
+  std::vector<int32_t> out;
+  for (const auto& s : specials_.split(text)) {
+    if (s.id >= 0) {
+      out.push_back(s.id);
+      continue;
+    }
+    const auto ids = encode(text.substr(s.begin, s.length));
+    out.insert(out.end(), ids.begin(), ids.end());
+  }
+  return out;
 }
 
 std::vector<int32_t> SentencePieceTokenizer::encode_library(const std::string& text) const {

@@ -2,12 +2,16 @@
 // models where merge-by-score BPE is provably the same encoding (SentencePieceModel::score_bpe_exact: the Llama-2
 // tokenizer is one), valid UTF-8 text is encoded by ScoreBpe instead (~5x faster than the library); tests hold the
 // two equal on varied text. Other models, and invalid UTF-8, always go through the library.
+// encode_special() first cuts the control and unknown pieces' literals ("<s>", "</s>", "<unk>") out of the text as
+// their ids and encodes each stretch between them on its own, with its own dummy-prefix space, as Hugging Face's
+// LlamaTokenizer (legacy) does; encode() leaves them plain text, as the library does.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "data/tokenizers/added_tokens.h"
 #include "data/tokenizers/score_bpe.h"
 #include "data/tokenizers/tokenizer.h"
 
@@ -21,6 +25,7 @@ class SentencePieceTokenizer : public Tokenizer {
   ~SentencePieceTokenizer() override;
 
   std::vector<int32_t> encode(const std::string& text) const override;
+  std::vector<int32_t> encode_special(const std::string& text) const override;
   std::vector<int32_t> encode_library(const std::string& text) const;  // the reference: always the library
   bool uses_score_bpe() const { return bpe_ != nullptr; }
   std::string decode(const std::vector<int32_t>& ids) const override;
@@ -40,6 +45,7 @@ class SentencePieceTokenizer : public Tokenizer {
   std::vector<std::string> pieces_;  // U+2581 restored to ' '
   std::vector<bool> control_;
   std::unique_ptr<ScoreBpe> bpe_;
+  AddedTokens specials_;  // control and unknown pieces
   std::string hash_;
 };
 

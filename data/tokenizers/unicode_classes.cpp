@@ -30,6 +30,45 @@ bool is_space(uint32_t cp) {
          cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
+CharClass char_class(uint32_t cp) {
+  if (is_letter(cp)) return CharClass::kLetter;
+  if (is_number(cp)) return CharClass::kNumber;
+  if (is_space(cp)) return CharClass::kSpace;
+  return CharClass::kOther;
+}
+
+ClassifiedText classify(const std::string& text) {
+  ClassifiedText t;
+  t.offset.reserve(text.size() + 1);
+  t.cls.reserve(text.size());
+  for (size_t i = 0, len = 0; i < text.size(); i += len) {
+    t.offset.push_back(i);
+    t.cls.push_back(char_class(decode_utf8(text, i, len)));
+  }
+  t.offset.push_back(text.size());
+  return t;
+}
+
+size_t utf8_length(uint32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; }
+
+void append_utf8(uint32_t cp, std::string& out) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
 uint32_t decode_utf8(const std::string& s, size_t i, size_t& len) {
   const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
   const unsigned char c = b(i);
