@@ -7,6 +7,7 @@
 #   scripts/check_torch2.sh --cuda          build only, against trixie's CUDA libtorch (contrib libtorch-cuda-dev 2.6,
 #                                           non-free nvcc 12.4 and NCCL): every CUDA-only file (the packed layer's CUDA
 #                                           path, NCCL, the kernels) compiled and linked; nothing runs (no GPU here)
+# Builds the committed tree (git archive HEAD, so edits in progress do not leak into the result).
 # Env: CHROOT (default /var/tmp/bmos-trixie, or -cuda), JOBS (default 2), MIRROR (default http://deb.debian.org/debian).
 # Prints the torch version it built against and ctest's summary; exit status is ctest's (the build's with --cuda).
 set -euo pipefail
@@ -48,7 +49,10 @@ bind() {  # bind SRC DST [ro]
 }
 bind /proc "$CHROOT/proc"
 bind /dev "$CHROOT/dev"
-bind "$REPO" "$CHROOT/src/binarymos" ro
+SNAP=$CHROOT.src
+rm -rf "$SNAP" && mkdir -p "$SNAP" && git -C "$REPO" archive HEAD | tar -x -C "$SNAP"
+echo "check_torch2: building commit $(git -C "$REPO" rev-parse --short HEAD)"
+bind "$SNAP" "$CHROOT/src/binarymos" ro
 [ -d "$SHARED" ] && bind "$SHARED" "$CHROOT/src/shared" ro
 cp /etc/resolv.conf "$CHROOT/etc/resolv.conf" 2>/dev/null || true
 
