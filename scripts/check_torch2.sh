@@ -19,7 +19,9 @@ TARGETS=""
 RUN_TESTS=1
 [ "${1:-}" = "--no-tests" ] && RUN_TESTS=0
 [ "${1:-}" = "--cuda" ] && { CUDA=1; RUN_TESTS=0; }
-CHROOT=${CHROOT:-/var/tmp/bmos-trixie$([ $CUDA -eq 1 ] && echo -cuda)}
+SUFFIX=""
+[ $CUDA -eq 1 ] && SUFFIX=-cuda
+CHROOT=${CHROOT:-/var/tmp/bmos-trixie$SUFFIX}
 JOBS=${JOBS:-2}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 [ "$(id -u)" -eq 0 ] || { echo "check_torch2: needs root (debootstrap, chroot, bind mounts)"; exit 1; }
@@ -42,7 +44,7 @@ cleanup() { for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount -l "${mounts[i
 trap cleanup EXIT
 bind() {  # bind SRC DST [ro]
   mkdir -p "$2"
-  mountpoint -q "$2" && return 0
+  mountpoint -q "$2" && umount -l "$2"  # a stale mount from an interrupted run
   mount --bind "$1" "$2"
   mounts+=("$2")
   if [ "${3:-}" = ro ]; then mount -o remount,bind,ro "$2"; fi
