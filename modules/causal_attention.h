@@ -9,6 +9,7 @@
 // keys it can see, and a custom backward that recomputes each block's probabilities from the saved log-sum-exp
 // (FlashAttention's recurrence written with torch ops), so no (T, S) matrix of all heads is ever alive at once,
 // forward or backward. The two agree within fp32 rounding (tests/test_llama.cpp).
+// window > 0: a sliding window (Mistral): query at absolute position i sees keys i - window < j <= i.
 #pragma once
 
 #include <torch/torch.h>
@@ -16,6 +17,6 @@
 namespace bmos {
 
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t start,
-                               double scale, int64_t chunk);
+                               double scale, int64_t chunk, int64_t window = 0);
 
 }  // namespace bmos

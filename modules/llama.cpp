@@ -25,7 +25,30 @@ torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const
   return x * c + swapped * si;
 }
 
-std::shared_ptr<LinearLike> fp_linear(int64_t in, int64_t out) { return std::make_shared<FpLinearImpl>(in, out); }
+std::shared_ptr<LinearLike> fp_linear(int64_t in, int64_t out, bool bias = false) {
+  return std::make_shared<FpLinearImpl>(in, out, bias);
+}
+
+// Rotary angles (T, head_dim/2) of positions [0, T). Inverse frequencies theta^(-2i/hd), in double; with Llama-3
+// scaling they are rescaled as transformers' _compute_llama3_parameters does: wavelengths longer than
+// original/low_freq_factor are divided by factor, shorter than original/high_freq_factor kept, and the band between
+// interpolated smoothly.
+torch::Tensor rope_angles(const LlamaConfig& c, int64_t T) {
+  const int64_t hd = c.head_dim(), half = hd / 2;
+  torch::Tensor inv = torch::pow(c.rope_theta, -torch::arange(0, half, torch::kDouble) * 2.0 / hd);  // (hd/2)
+  if (c.rope_factor > 0) {
+    const double old_len = double(c.rope_original_max_positions), factor = c.rope_factor;
+    const double low_wavelen = old_len / c.rope_low_freq_factor, high_wavelen = old_len / c.rope_high_freq_factor;
+    const torch::Tensor wavelen = 2.0 * M_PI / inv;
+    torch::Tensor scaled = torch::where(wavelen > low_wavelen, inv / factor, inv);
+    const torch::Tensor smooth = (old_len / wavelen - c.rope_low_freq_factor) /
+                                 (c.rope_high_freq_factor - c.rope_low_freq_factor);
+    const torch::Tensor smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
+    const torch::Tensor medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
+    inv = torch::where(medium, smoothed, scaled);
+  }
+  return torch::outer(torch::arange(0, T, torch::kDouble), inv);
+}
 
 }  // namespace
 
@@ -42,18 +65,28 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 }
 
 AttentionImpl::AttentionImpl(const LlamaConfig& c)
-    : n_heads(c.n_heads), n_kv_heads(c.n_kv_heads), head_dim(c.head_dim()) {
-  wq = register_module("wq", fp_linear(c.dim, n_heads * head_dim));
-  wk = register_module("wk", fp_linear(c.dim, n_kv_heads * head_dim));
-  wv = register_module("wv", fp_linear(c.dim, n_kv_heads * head_dim));
+    : n_heads(c.n_heads), n_kv_heads(c.n_kv_heads), head_dim(c.head_dim()), window(c.sliding_window) {
+  wq = register_module("wq", fp_linear(c.dim, n_heads * head_dim, c.qkv_bias));
+  wk = register_module("wk", fp_linear(c.dim, n_kv_heads * head_dim, c.qkv_bias));
+  wv = register_module("wv", fp_linear(c.dim, n_kv_heads * head_dim, c.qkv_bias));
   wo = register_module("wo", fp_linear(n_heads * head_dim, c.dim));
+  if (c.qk_norm) {
+    q_norm = register_module("q_norm", RMSNorm(head_dim, c.norm_eps));
+    k_norm = register_module("k_norm", RMSNorm(head_dim, c.norm_eps));
+  }
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                      KVCache* cache, int layer) {
   const int64_t B = x.size(0), T = x.size(1);
-  torch::Tensor q = apply_rope(wq->forward(x).view({B, T, n_heads, head_dim}), cos, sin).transpose(1, 2);
-  torch::Tensor k = apply_rope(wk->forward(x).view({B, T, n_kv_heads, head_dim}), cos, sin).transpose(1, 2);
+  torch::Tensor q = wq->forward(x).view({B, T, n_heads, head_dim});     // (B, T, H, hd)
+  torch::Tensor k = wk->forward(x).view({B, T, n_kv_heads, head_dim});  // (B, T, KVH, hd)
+  if (q_norm) {  // Qwen3: per-head RMSNorm before RoPE (its weight is stored in our interleaved order)
+    q = q_norm->forward(q);
+    k = k_norm->forward(k);
+  }
+  q = apply_rope(q, cos, sin).transpose(1, 2);  // (B, H, T, hd)
+  k = apply_rope(k, cos, sin).transpose(1, 2);  // (B, KVH, T, hd)
   torch::Tensor v = wv->forward(x).view({B, T, n_kv_heads, head_dim}).transpose(1, 2);  // (B, KVH, T, hd)
   int64_t start = 0;
   if (cache) {
@@ -69,7 +102,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   const torch::Tensor out = causal_attention(q.reshape({B * n_kv_heads, rep, T, head_dim}),
                                              k.reshape({B * n_kv_heads, S, head_dim}),
                                              v.reshape({B * n_kv_heads, S, head_dim}), start,
-                                             1.0 / std::sqrt(double(head_dim)), chunk)
+                                             1.0 / std::sqrt(double(head_dim)), chunk, window)
                                 .view({B, n_heads, T, head_dim});  // (B, H, T, hd)
   return wo->forward(out.transpose(1, 2).reshape({B, T, n_heads * head_dim}));
 }
@@ -109,9 +142,7 @@ LlamaImpl::LlamaImpl(const LlamaConfig& c) : config(c) {
   norm = register_module("norm", RMSNorm(c.dim, c.norm_eps));
   if (!c.tie_embeddings) output = register_module("output", fp_linear(c.dim, c.vocab_size));
   // Rotary table for max_seq_len positions (extended on demand for longer inputs).
-  const int64_t half = c.head_dim() / 2;
-  const torch::Tensor inv = torch::pow(c.rope_theta, -torch::arange(0, half, torch::kDouble) * 2.0 / c.head_dim());
-  const torch::Tensor ang = torch::outer(torch::arange(0, std::max<int64_t>(c.max_seq_len, 1), torch::kDouble), inv);
+  const torch::Tensor ang = rope_angles(c, std::max<int64_t>(c.max_seq_len, 1));
   rope_cos_ = register_buffer("rope_cos", ang.cos().to(torch::kFloat));
   rope_sin_ = register_buffer("rope_sin", ang.sin().to(torch::kFloat));
 }
@@ -125,10 +156,7 @@ LlamaOutput LlamaImpl::forward(const torch::Tensor& tokens, bool want_hidden, bo
   TORCH_CHECK(tokens.dim() == 2, "Llama: tokens must be (B, T), got ", tokens.sizes());
   const int64_t T = tokens.size(1);
   if (T > rope_cos_.size(0)) {  // longer than the trained context: extend the rotary table
-    const int64_t half = config.head_dim() / 2;
-    const torch::Tensor inv =
-        torch::pow(config.rope_theta, -torch::arange(0, half, torch::kDouble) * 2.0 / config.head_dim());
-    const torch::Tensor ang = torch::outer(torch::arange(0, T, torch::kDouble), inv);
+    const torch::Tensor ang = rope_angles(config, T);
     rope_cos_.set_data(ang.cos().to(torch::kFloat).to(rope_cos_.device()));
     rope_sin_.set_data(ang.sin().to(torch::kFloat).to(rope_sin_.device()));
   }

@@ -1,5 +1,7 @@
 // The LLaMA family in LibTorch: RMSNorm, interleaved rotary embeddings (llama2.c / Meta layout), grouped-query
-// causal attention written by hand (libtorch 1.13 has no SDPA), SwiGLU MLP, tied or untied output head.
+// causal attention written by hand (libtorch 1.13 has no SDPA), SwiGLU MLP, tied or untied output head. The
+// LLaMA-like families are switches of LlamaConfig: Llama-3 rotary scaling, Qwen2's q/k/v biases, Qwen3's head_dim
+// and q/k norms, Mistral's sliding window.
 // Module names equal the canonical checkpoint names (modules/io/state_dict.h), so job patterns such as
 // "layers.*.attention.wq" address the linears directly. Every decoder linear is a LinearLike and can be swapped.
 #pragma once
@@ -45,8 +47,10 @@ class AttentionImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, KVCache* cache,
                         int layer);
   std::shared_ptr<LinearLike> wq, wk, wv, wo;
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // (head_dim) each; only with LlamaConfig::qk_norm
   int64_t n_heads, n_kv_heads, head_dim;
-  int64_t chunk = 0;  // LlamaRunOptions::attention_chunk
+  int64_t window = 0;  // LlamaConfig::sliding_window
+  int64_t chunk = 0;   // LlamaRunOptions::attention_chunk
 };
 TORCH_MODULE(Attention);
 

@@ -11,6 +11,13 @@ std::string LlamaConfig::describe() const {
     << " n_kv_heads=" << n_kv_heads << " head_dim=" << (n_heads > 0 ? head_dim() : 0) << " vocab=" << vocab_size
     << " max_seq_len=" << max_seq_len << " norm_eps=" << norm_eps << " rope_theta=" << rope_theta
     << (tie_embeddings ? " tied-head" : " untied-head") << " bos=" << bos_id << " eos=" << eos_id;
+  if (family != "llama") s << " family=" << family;
+  if (qkv_bias) s << " qkv-bias";
+  if (qk_norm) s << " qk-norm";
+  if (sliding_window > 0) s << " sliding_window=" << sliding_window;
+  if (rope_factor > 0)
+    s << " rope-llama3(factor=" << rope_factor << " low=" << rope_low_freq_factor << " high=" << rope_high_freq_factor
+      << " original=" << rope_original_max_positions << ")";
   return s.str();
 }
 
@@ -31,7 +38,9 @@ void LlamaConfig::validate() const {
   positive("n_kv_heads", n_kv_heads);
   positive("vocab_size", vocab_size);
   positive("max_seq_len", max_seq_len);
-  if (dim % n_heads != 0)
+  if (explicit_head_dim < 0) bad("explicit_head_dim", "must be >= 0, got " + std::to_string(explicit_head_dim), *this);
+  if (sliding_window < 0) bad("sliding_window", "must be >= 0, got " + std::to_string(sliding_window), *this);
+  if (explicit_head_dim == 0 && dim % n_heads != 0)
     bad("n_heads", "dim=" + std::to_string(dim) + " is not a multiple of n_heads=" + std::to_string(n_heads), *this);
   if (n_heads % n_kv_heads != 0)
     bad("n_kv_heads",
@@ -48,6 +57,14 @@ void LlamaConfig::validate() const {
   };
   positive_real("norm_eps", norm_eps);
   positive_real("rope_theta", rope_theta);
+  if (rope_factor != 0.0) {
+    positive_real("rope_factor", rope_factor);
+    positive_real("rope_low_freq_factor", rope_low_freq_factor);
+    positive("rope_original_max_positions", rope_original_max_positions);
+    if (!(rope_high_freq_factor > rope_low_freq_factor))
+      bad("rope_high_freq_factor", "must exceed rope_low_freq_factor (the medium band divides by their difference)",
+          *this);
+  }
   if (bos_id < 0 || bos_id >= vocab_size)
     bad("bos_id", std::to_string(bos_id) + " is outside the vocabulary [0, " + std::to_string(vocab_size) + ")",
         *this);

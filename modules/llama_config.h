@@ -19,8 +19,19 @@ struct LlamaConfig {
   bool tie_embeddings = true;  // output head shares tok_embeddings (HF tie_word_embeddings)
   int64_t bos_id = 1;
   int64_t eos_id = 2;
+  // The LLaMA-like families (HF model_type) are this one model with switches; all off is LLaMA-2.
+  std::string family = "llama";     // llama, mistral, qwen2, qwen3: only names the HF architecture when written back
+  int64_t explicit_head_dim = 0;    // > 0: head width independent of dim/n_heads (HF head_dim; Qwen3-0.6B: 128)
+  bool qkv_bias = false;            // biases on wq, wk, wv (not wo)        (Qwen2)
+  bool qk_norm = false;             // RMSNorm over head_dim on q and k before RoPE (Qwen3)
+  int64_t sliding_window = 0;       // > 0: query i sees keys i-window < j <= i (Mistral); 0 = unlimited
+  // Llama-3 rotary scaling (HF rope_scaling rope_type "llama3"); rope_factor 0 = none.
+  double rope_factor = 0.0;         // 32 (Llama-3.2), 8 (Llama-3.1)
+  double rope_low_freq_factor = 1.0;
+  double rope_high_freq_factor = 4.0;
+  int64_t rope_original_max_positions = 8192;
 
-  int64_t head_dim() const { return dim / n_heads; }
+  int64_t head_dim() const { return explicit_head_dim > 0 ? explicit_head_dim : dim / n_heads; }
   std::string describe() const;  // one line for logs
   void validate() const;         // throws std::invalid_argument naming the bad field
 };

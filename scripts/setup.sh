@@ -3,8 +3,8 @@
 set -euo pipefail
 PKGS=(cmake ninja-build g++ libtorch-dev libyaml-cpp-dev libhdf5-dev libgflags-dev libgoogle-glog-dev libgtest-dev
       libbenchmark-dev libsentencepiece-dev nlohmann-json3-dev libopenblas0-pthread
-      libbz2-dev bzip2 zlib1g-dev libtcmalloc-minimal4 libgloo-dev bible-kjv)  # bible-kjv: the quickstart's English text; tcmalloc:
-      # see CMakeLists.txt
+      libbz2-dev bzip2 zlib1g-dev libtcmalloc-minimal4 libgloo-dev bible-kjv python3-torch)  # bible-kjv: the quickstart's English text; tcmalloc:
+      # see CMakeLists.txt; python3-torch: tests/reference/hf_reference.py (test_families)
 # --experiments: also what experiments/ needs (jq for the run summaries, gnuplot for the plots).
 [ "${1:-}" = "--experiments" ] && PKGS+=(jq gnuplot-nox)
 missing=()

@@ -39,14 +39,14 @@ struct Linear {
 };
 
 std::vector<Linear> decoder_linears(const LlamaConfig& c) {
-  const int64_t d = c.dim, kv = c.n_kv_heads * c.head_dim(), h = c.hidden_dim;
+  const int64_t d = c.dim, q = c.n_heads * c.head_dim(), kv = c.n_kv_heads * c.head_dim(), h = c.hidden_dim;
   std::vector<Linear> out;
   for (int64_t i = 0; i < c.n_layers; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
-    out.push_back({p + "attention.wq", d, d});
+    out.push_back({p + "attention.wq", d, q});
     out.push_back({p + "attention.wk", d, kv});
     out.push_back({p + "attention.wv", d, kv});
-    out.push_back({p + "attention.wo", d, d});
+    out.push_back({p + "attention.wo", q, d});
     out.push_back({p + "feed_forward.w1", d, h});
     out.push_back({p + "feed_forward.w2", h, d});
     out.push_back({p + "feed_forward.w3", d, h});
@@ -104,6 +104,12 @@ MemoryPlan plan_memory(const JobConfig& job, const LlamaConfig& c, const PlanOpt
   for (int64_t i = 0; i < L; ++i) {
     params.emplace_back("layers." + std::to_string(i) + ".attention_norm.weight", d);
     params.emplace_back("layers." + std::to_string(i) + ".ffn_norm.weight", d);
+    for (const char* n : {"q_norm", "k_norm"})
+      if (c.qk_norm) params.emplace_back("layers." + std::to_string(i) + ".attention." + n + ".weight", c.head_dim());
+    for (const char* n : {"wq", "wk", "wv"})
+      if (c.qkv_bias)
+        params.emplace_back("layers." + std::to_string(i) + ".attention." + n + ".bias",
+                            (n[1] == 'q' ? c.n_heads : c.n_kv_heads) * c.head_dim());
   }
   int64_t fp_params = 0, scale_params = 0;
   for (const auto& [name, n] : params) fp_params += n;

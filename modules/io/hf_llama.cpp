@@ -36,14 +36,27 @@ torch::Tensor permute_rotary_qk(const torch::Tensor& w, int64_t n_heads, RotaryD
 // -------------------------------------------------------------------------------------------------------- key table
 namespace {
 
-enum class Rotary { kNone, kQ, kK };
+// Which rows a tensor's rotary reordering acts on: q heads, kv heads, or one head (Qwen3's q_norm/k_norm weights).
+enum class Rotary { kNone, kQ, kK, kHead };
 
 struct KeyRule {
   const char* hf;         // "{}" = layer index
   const char* canonical;  // idem
   Rotary rotary;
   std::function<std::vector<int64_t>(const LlamaConfig&)> shape;
+  bool (*present)(const LlamaConfig&) = nullptr;  // nullptr: in every config
 };
+
+bool has_qkv_bias(const LlamaConfig& c) { return c.qkv_bias; }
+bool has_qk_norm(const LlamaConfig& c) { return c.qk_norm; }
+
+// A weight (rows, in) or bias/norm weight (rows) between HF's rotate-half and our interleaved layout.
+torch::Tensor rotary_layout(const torch::Tensor& t, Rotary rotary, const LlamaConfig& c, RotaryDirection direction) {
+  if (rotary == Rotary::kNone) return t;
+  const int64_t heads = rotary == Rotary::kQ ? c.n_heads : rotary == Rotary::kK ? c.n_kv_heads : 1;
+  if (t.dim() == 1) return permute_rotary_qk(t.unsqueeze(1), heads, direction).squeeze(1);
+  return permute_rotary_qk(t, heads, direction);
+}
 
 const std::vector<KeyRule>& key_table() {
   using C = LlamaConfig;
@@ -58,6 +71,16 @@ const std::vector<KeyRule>& key_table() {
        [](const C& c) { return std::vector<int64_t>{c.n_kv_heads * c.head_dim(), c.dim}; }},
       {"model.layers.{}.self_attn.v_proj.weight", "layers.{}.attention.wv.weight", Rotary::kNone,
        [](const C& c) { return std::vector<int64_t>{c.n_kv_heads * c.head_dim(), c.dim}; }},
+      {"model.layers.{}.self_attn.q_proj.bias", "layers.{}.attention.wq.bias", Rotary::kQ,
+       [](const C& c) { return std::vector<int64_t>{c.n_heads * c.head_dim()}; }, has_qkv_bias},
+      {"model.layers.{}.self_attn.k_proj.bias", "layers.{}.attention.wk.bias", Rotary::kK,
+       [](const C& c) { return std::vector<int64_t>{c.n_kv_heads * c.head_dim()}; }, has_qkv_bias},
+      {"model.layers.{}.self_attn.v_proj.bias", "layers.{}.attention.wv.bias", Rotary::kNone,
+       [](const C& c) { return std::vector<int64_t>{c.n_kv_heads * c.head_dim()}; }, has_qkv_bias},
+      {"model.layers.{}.self_attn.q_norm.weight", "layers.{}.attention.q_norm.weight", Rotary::kHead,
+       [](const C& c) { return std::vector<int64_t>{c.head_dim()}; }, has_qk_norm},
+      {"model.layers.{}.self_attn.k_norm.weight", "layers.{}.attention.k_norm.weight", Rotary::kHead,
+       [](const C& c) { return std::vector<int64_t>{c.head_dim()}; }, has_qk_norm},
       {"model.layers.{}.self_attn.o_proj.weight", "layers.{}.attention.wo.weight", Rotary::kNone,
        [](const C& c) { return std::vector<int64_t>{c.dim, c.n_heads * c.head_dim()}; }},
       {"model.layers.{}.post_attention_layernorm.weight", "layers.{}.ffn_norm.weight", Rotary::kNone,
@@ -107,6 +130,7 @@ std::vector<ExpectedKey> expected_keys(const LlamaConfig& c) {
   std::vector<ExpectedKey> out;
   for (const auto& r : key_table()) {
     if (std::string(r.canonical) == "output.weight" && c.tie_embeddings) continue;
+    if (r.present && !r.present(c)) continue;
     if (std::string(r.hf).find("{}") == std::string::npos) {
       out.push_back({r.hf, r.canonical, &r});
     } else {
@@ -166,16 +190,68 @@ LlamaConfig llama_config_from_hf_json(const nlohmann::json& j, const std::string
     return v.get<int64_t>();
   };
 
-  if (j.contains("model_type") && j["model_type"] != "llama")
-    fail("model_type", "is " + j["model_type"].dump() + "; this reader handles LLaMA (\"llama\") models only");
+  // The family: model_type picks which switches of LlamaConfig config.json may turn on.
+  LlamaConfig c;
+  if (j.contains("model_type")) {
+    const auto& t = j["model_type"];
+    if (!t.is_string() || (t != "llama" && t != "mistral" && t != "qwen2" && t != "qwen3"))
+      fail("model_type", "is " + t.dump() + "; supported: \"llama\", \"mistral\", \"qwen2\", \"qwen3\"");
+    c.family = t.get<std::string>();
+  }
   if (j.contains("hidden_act") && j["hidden_act"] != "silu")
     fail("hidden_act", "is " + j["hidden_act"].dump() + "; our LLaMA uses SwiGLU (\"silu\")");
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
-    fail("rope_scaling", "is " + j["rope_scaling"].dump() + "; scaled rotary embeddings are not supported");
-  for (const char* key : {"attention_bias", "mlp_bias"})
-    if (j.contains(key) && j[key] == true) fail(key, "is true; our LLaMA has no biases in its projections");
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+    const auto& r = j["rope_scaling"];
+    const std::string type_key = r.is_object() && r.contains("rope_type") ? "rope_type" : "type";
+    if (!r.is_object() || !r.contains(type_key) || r[type_key] != "llama3")
+      fail("rope_scaling", "is " + r.dump() + "; only rope_type \"llama3\" (Llama-3.1/3.2) or null is supported");
+    for (auto it = r.begin(); it != r.end(); ++it) {
+      const std::string k = it.key();
+      if (k == "rope_type" || k == "type") continue;
+      if (k != "factor" && k != "low_freq_factor" && k != "high_freq_factor" && k != "original_max_position_embeddings")
+        fail("rope_scaling." + k, "is not part of llama3 rotary scaling (it would change the model)");
+      if (!it.value().is_number()) fail("rope_scaling." + k, "must be a number, got " + it.value().dump());
+    }
+    for (const char* k : {"factor", "original_max_position_embeddings"})
+      if (!r.contains(k)) fail(std::string("rope_scaling.") + k, "is missing (llama3 rotary scaling needs it)");
+    c.rope_factor = r["factor"].get<double>();
+    c.rope_low_freq_factor = r.value("low_freq_factor", 1.0);
+    c.rope_high_freq_factor = r.value("high_freq_factor", 4.0);
+    if (!r["original_max_position_embeddings"].is_number_integer())
+      fail("rope_scaling.original_max_position_embeddings", "must be an integer");
+    c.rope_original_max_positions = r["original_max_position_embeddings"].get<int64_t>();
+  }
+  if (j.contains("mlp_bias") && j["mlp_bias"] == true) fail("mlp_bias", "is true; our MLP has no biases");
+  // attention_bias (LLaMA, Mistral, Qwen3) would put a bias on o_proj too; Qwen2 always has q/k/v biases.
+  if (j.contains("attention_bias") && j["attention_bias"] == true)
+    fail("attention_bias", "is true; biases on all four attention projections are not supported");
+  c.qkv_bias = c.family == "qwen2";
+  c.qk_norm = c.family == "qwen3";
+  // Sliding window: Mistral's sliding_window (null = none); Qwen's only with use_sliding_window, which we refuse.
+  if (c.family == "qwen2" || c.family == "qwen3") {
+    if (j.contains("use_sliding_window") && j["use_sliding_window"] != false)
+      fail("use_sliding_window", "is " + j["use_sliding_window"].dump() +
+                                     "; Qwen's per-layer sliding window (max_window_layers) is not supported");
+    if (j.contains("use_mrope") && j["use_mrope"] != false)
+      fail("use_mrope", "is " + j["use_mrope"].dump() + "; multimodal rotary embeddings are not supported");
+  } else {
+    for (const char* key : {"use_sliding_window", "max_window_layers"})
+      if (j.contains(key)) fail(key, "is a Qwen key; model_type is " + j.value("model_type", std::string("llama")));
+    if (j.contains("sliding_window") && !j["sliding_window"].is_null()) {
+      if (c.family != "mistral") fail("sliding_window", "is set; only model_type \"mistral\" has a sliding window");
+      if (!j["sliding_window"].is_number_integer() || j["sliding_window"].get<int64_t>() <= 0)
+        fail("sliding_window", "must be a positive integer or null, got " + j["sliding_window"].dump());
+      c.sliding_window = j["sliding_window"].get<int64_t>();
+    }
+  }
+  // Newer transformers list each layer's attention kind; all "full_attention" is the model above.
+  if (j.contains("layer_types") && !j["layer_types"].is_null()) {
+    if (!j["layer_types"].is_array()) fail("layer_types", "must be a list, got " + j["layer_types"].dump());
+    for (const auto& t : j["layer_types"])
+      if (t != "full_attention")
+        fail("layer_types", "holds " + t.dump() + "; only \"full_attention\" layers are supported");
+  }
 
-  LlamaConfig c;
   c.dim = get_int("hidden_size", nullptr);
   c.hidden_dim = get_int("intermediate_size", nullptr);
   c.n_layers = get_int("num_hidden_layers", nullptr);
@@ -191,10 +267,10 @@ LlamaConfig llama_config_from_hf_json(const nlohmann::json& j, const std::string
   c.tie_embeddings = j.value("tie_word_embeddings", false);  // transformers' default
   c.bos_id = get_token("bos_token_id", 1);
   c.eos_id = get_token("eos_token_id", 2);
-  if (j.contains("head_dim") && !j["head_dim"].is_null() && c.n_heads > 0 &&
-      j["head_dim"] != c.dim / c.n_heads)
-    fail("head_dim", "is " + j["head_dim"].dump() + " but hidden_size/num_attention_heads is " +
-                         std::to_string(c.dim / c.n_heads) + "; a separate head_dim is not supported");
+  if (j.contains("head_dim") && !j["head_dim"].is_null()) {
+    const int64_t hd = get_int("head_dim", nullptr);
+    if (c.n_heads <= 0 || c.dim % c.n_heads != 0 || hd != c.dim / c.n_heads) c.explicit_head_dim = hd;
+  }
   try {
     c.validate();
   } catch (const std::invalid_argument& e) {
@@ -204,9 +280,13 @@ LlamaConfig llama_config_from_hf_json(const nlohmann::json& j, const std::string
 }
 
 nlohmann::json llama_config_to_hf_json(const LlamaConfig& c) {
-  return {
-      {"architectures", {"LlamaForCausalLM"}},
-      {"model_type", "llama"},
+  const char* architecture = c.family == "mistral" ? "MistralForCausalLM"
+                             : c.family == "qwen2" ? "Qwen2ForCausalLM"
+                             : c.family == "qwen3" ? "Qwen3ForCausalLM"
+                                                   : "LlamaForCausalLM";
+  nlohmann::json j = {
+      {"architectures", {architecture}},
+      {"model_type", c.family},
       {"hidden_act", "silu"},
       {"hidden_size", c.dim},
       {"intermediate_size", c.hidden_dim},
@@ -222,6 +302,16 @@ nlohmann::json llama_config_to_hf_json(const LlamaConfig& c) {
       {"eos_token_id", c.eos_id},
       {"torch_dtype", "float32"},
   };
+  if (c.explicit_head_dim > 0) j["head_dim"] = c.explicit_head_dim;
+  if (c.sliding_window > 0) j["sliding_window"] = c.sliding_window;
+  if (c.family == "qwen2" || c.family == "qwen3") j["use_sliding_window"] = false;
+  if (c.rope_factor > 0)
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", c.rope_factor},
+                         {"low_freq_factor", c.rope_low_freq_factor},
+                         {"high_freq_factor", c.rope_high_freq_factor},
+                         {"original_max_position_embeddings", c.rope_original_max_positions}};
+  return j;
 }
 
 // ----------------------------------------------------------------------------------------------------------- reader
@@ -303,10 +393,11 @@ LlamaConfig read_hf_llama_into(const std::string& dir, torch::Dtype dtype, const
     if (ignored) continue;
     const KeyRule* rule = nullptr;
     for (const auto& r : key_table())
-      if (pattern == r.hf) rule = &r;
+      if (pattern == r.hf && (!r.present || r.present(config))) rule = &r;
     if (!rule)
       fail("unknown tensor '" + key + "' in '" + file->path() +
-           "' (not in the LLaMA key table: a different architecture, or biases/adapters we do not model)");
+           "' (not in the key table of model_type \"" + config.family +
+           "\": a different architecture, or biases/adapters we do not model)");
     if ((layer >= 0) != (std::string(rule->hf).find("{}") != std::string::npos) || layer >= config.n_layers)
       fail("tensor '" + key + "' names layer " + std::to_string(layer) + " but config.json has num_hidden_layers=" +
            std::to_string(config.n_layers));
@@ -319,9 +410,7 @@ LlamaConfig read_hf_llama_into(const std::string& dir, torch::Dtype dtype, const
     if (info.dtype != "F32" && info.dtype != "F16" && info.dtype != "BF16")
       fail("tensor '" + key + "' in '" + file->path() + "' has dtype " + info.dtype +
            " (expected F32, F16 or BF16)");
-    torch::Tensor t = file->load(key).to(dtype);
-    if (rule->rotary == Rotary::kQ) t = permute_rotary_qk(t, config.n_heads, RotaryDirection::kHfToInterleaved);
-    if (rule->rotary == Rotary::kK) t = permute_rotary_qk(t, config.n_kv_heads, RotaryDirection::kHfToInterleaved);
+    torch::Tensor t = rotary_layout(file->load(key).to(dtype), rule->rotary, config, RotaryDirection::kHfToInterleaved);
     seen.insert(canonical);
     if (canonical == "output.weight" && config_tied) {
       tied_head = t;
@@ -379,8 +468,7 @@ void write_hf_llama(const std::string& dir, const LoadedCheckpoint& ck) {
       fail("tensor '" + e.canonical + "' has shape " + shape_text(it->second.sizes().vec()) + ", the config implies " +
            shape_text(want));
     torch::Tensor t = it->second.detach().to(torch::kCPU, torch::kFloat32);
-    if (e.rule->rotary == Rotary::kQ) t = permute_rotary_qk(t, ck.config.n_heads, RotaryDirection::kInterleavedToHf);
-    if (e.rule->rotary == Rotary::kK) t = permute_rotary_qk(t, ck.config.n_kv_heads, RotaryDirection::kInterleavedToHf);
+    t = rotary_layout(t, e.rule->rotary, ck.config, RotaryDirection::kInterleavedToHf);
     entries.push_back({e.hf, t, ""});
   }
   if (entries.size() != ck.tensors.size()) {

@@ -1,6 +1,7 @@
-// Hugging Face LLaMA folders (LlamaForCausalLM): config.json + model.safetensors, or a sharded
-// model.safetensors.index.json with its shards. Conversion to our canonical names (modules/io/state_dict.h) is the key
-// table in hf_llama.cpp; q/k rows are reordered by permute_rotary_qk, the only place that knows the two layouts.
+// Hugging Face LLaMA-like folders (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM):
+// config.json + model.safetensors, or a sharded model.safetensors.index.json with its shards. Conversion to our
+// canonical names (modules/io/state_dict.h) is the key table in hf_llama.cpp; q/k rows (and q/k biases, q/k norm
+// weights) are reordered by permute_rotary_qk, the only place that knows the two layouts.
 #pragma once
 
 #include <functional>
@@ -22,9 +23,11 @@ enum class RotaryDirection { kHfToInterleaved, kInterleavedToHf };
 // number of heads the rows hold (num_key_value_heads for k). The two directions are inverses of each other.
 torch::Tensor permute_rotary_qk(const torch::Tensor& w, int64_t n_heads, RotaryDirection direction);
 
-// config.json <-> LlamaConfig. `where` names the file in errors. Keys we do not model and that change nothing in the
-// math (initializer_range, use_cache, ...) are ignored; keys that would change it (rope_scaling, attention_bias,
-// a head_dim other than hidden_size/num_attention_heads, model_type other than llama) are errors.
+// config.json <-> LlamaConfig. `where` names the file in errors. model_type picks the family: llama (rope_scaling
+// llama3 allowed), mistral (sliding_window), qwen2 (q/k/v biases; use_sliding_window must be false), qwen3 (head_dim,
+// q_norm/k_norm). Keys we do not model and that change nothing in the math (initializer_range, use_cache, ...) are
+// ignored; keys that would change it (another rope_scaling type, attention_bias, a sliding window outside Mistral,
+// another model_type) are errors naming the key.
 LlamaConfig llama_config_from_hf_json(const nlohmann::json& j, const std::string& where);
 nlohmann::json llama_config_to_hf_json(const LlamaConfig& config);
 

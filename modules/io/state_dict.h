@@ -6,6 +6,8 @@
 //   layers.{i}.attention.wq.weight             (n_heads*head_dim, dim)   rotary pairs INTERLEAVED (llama2.c / Meta)
 //   layers.{i}.attention.wk.weight             (n_kv_heads*head_dim, dim)  idem
 //   layers.{i}.attention.wv.weight             (n_kv_heads*head_dim, dim)
+//   layers.{i}.attention.w{q,k,v}.bias         (rows of the weight)   only with qkv_bias (Qwen2); q/k interleaved
+//   layers.{i}.attention.{q,k}_norm.weight     (head_dim)   only with qk_norm (Qwen3); interleaved like one head
 //   layers.{i}.attention.wo.weight             (dim, n_heads*head_dim)
 //   layers.{i}.ffn_norm.weight                 (dim)
 //   layers.{i}.feed_forward.w1.weight          (hidden_dim, dim)   gate

@@ -80,9 +80,9 @@ std::vector<LinearShape> decoder_linear_shapes(const LlamaConfig& c) {
   std::vector<LinearShape> out;
   for (int64_t i = 0; i < c.n_layers; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
-    out.push_back({p + "attention.wq", c.dim, q});
-    out.push_back({p + "attention.wk", c.dim, kv});
-    out.push_back({p + "attention.wv", c.dim, kv});
+    out.push_back({p + "attention.wq", c.dim, q, c.qkv_bias});
+    out.push_back({p + "attention.wk", c.dim, kv, c.qkv_bias});
+    out.push_back({p + "attention.wv", c.dim, kv, c.qkv_bias});
     out.push_back({p + "attention.wo", q, c.dim});
     out.push_back({p + "feed_forward.w1", c.dim, c.hidden_dim});
     out.push_back({p + "feed_forward.w2", c.hidden_dim, c.dim});
@@ -114,6 +114,7 @@ std::vector<PackedTensor> packed_tensor_plan(const LlamaConfig& c, const PackedQ
     auto it = packed.find(l.name);
     if (it == packed.end()) {
       plan.push_back({l.name + ".weight", {l.out, l.in}, q.fp_dtype});
+      if (l.bias) plan.push_back({l.name + ".bias", {l.out}, q.fp_dtype});
       return;
     }
     ++used;
@@ -137,6 +138,10 @@ std::vector<PackedTensor> packed_tensor_plan(const LlamaConfig& c, const PackedQ
     const std::string p = "layers." + std::to_string(i) + ".";
     plan.push_back({p + "attention_norm.weight", {c.dim}, q.fp_dtype});
     for (int k = 0; k < 4; ++k) linear(linears[next++]);
+    if (c.qk_norm) {
+      plan.push_back({p + "attention.q_norm.weight", {c.head_dim()}, q.fp_dtype});
+      plan.push_back({p + "attention.k_norm.weight", {c.head_dim()}, q.fp_dtype});
+    }
     plan.push_back({p + "ffn_norm.weight", {c.dim}, q.fp_dtype});
     for (int k = 0; k < 3; ++k) linear(linears[next++]);
   }
@@ -154,7 +159,7 @@ std::vector<PackedTensor> packed_tensor_plan(const LlamaConfig& c, const PackedQ
 
 std::map<std::string, PackedLayerSpec> all_linears_packed(const LlamaConfig& c, const PackedQuantization& q) {
   std::map<std::string, PackedLayerSpec> out;
-  for (const auto& l : decoder_linear_shapes(c)) out[l.name] = {q.method, q.method == "sign" ? 1 : q.experts, false};
+  for (const auto& l : decoder_linear_shapes(c)) out[l.name] = {q.method, q.method == "sign" ? 1 : q.experts, l.bias};
   return out;
 }
 
@@ -167,7 +172,8 @@ int64_t payload_bytes(const std::vector<PackedTensor>& plan) {
 int64_t fp_model_params(const LlamaConfig& c) {
   int64_t n = c.vocab_size * c.dim * (c.tie_embeddings ? 1 : 2) + c.dim;  // embeddings (+ head), final norm
   n += c.n_layers * 2 * c.dim;                                            // attention_norm, ffn_norm
-  for (const auto& l : decoder_linear_shapes(c)) n += l.in * l.out;
+  if (c.qk_norm) n += c.n_layers * 2 * c.head_dim();                      // q_norm, k_norm
+  for (const auto& l : decoder_linear_shapes(c)) n += l.in * l.out + (l.bias ? l.out : 0);
   return n;
 }
 

@@ -65,6 +65,7 @@ struct PackedLayerSpec {
 struct LinearShape {
   std::string name;     // e.g. "layers.3.feed_forward.w2"
   int64_t in = 0, out = 0;
+  bool bias = false;    // the FP model's linear has a bias (Qwen2's wq/wk/wv)
 };
 // Every decoder linear of a LLaMA of this config, in model order (Llama::linear_names()'s order).
 std::vector<LinearShape> decoder_linear_shapes(const LlamaConfig& c);
@@ -80,7 +81,7 @@ struct PackedTensor {
 // decoder linear is stored FP.
 std::vector<PackedTensor> packed_tensor_plan(const LlamaConfig& c, const PackedQuantization& q,
                                              const std::map<std::string, PackedLayerSpec>& packed);
-// Every decoder linear packed with q.method / q.experts and no bias: the paper's setting.
+// Every decoder linear packed with q.method / q.experts, a bias where the FP model has one: the paper's setting.
 std::map<std::string, PackedLayerSpec> all_linears_packed(const LlamaConfig& c, const PackedQuantization& q);
 
 // Sum of the tensors' bytes: model.safetensors minus its header (8 bytes + the JSON header).

@@ -114,6 +114,7 @@ PackedModel load_packed_model(const std::string& dir) {
     if (it == packed.end()) {
       auto fp = std::dynamic_pointer_cast<FpLinearImpl>(model->get_linear(l.name));
       fp->weight.copy_(file.load_float(l.name + ".weight"));
+      if (fp->bias.defined()) fp->bias.copy_(file.load_float(l.name + ".bias"));
       continue;
     }
     const torch::Tensor bits = file.load(l.name + ".qweight");  // U32 words as int32
@@ -134,7 +135,7 @@ PackedModel load_packed_model(const std::string& dir) {
   };
   model->tok_embeddings->weight.copy_(embedding("tok_embeddings"));
   if (model->output) std::dynamic_pointer_cast<FpLinearImpl>(model->output)->weight.copy_(embedding("output"));
-  for (auto& p : model->named_parameters()) {  // attention_norm, ffn_norm, norm
+  for (auto& p : model->named_parameters()) {  // attention_norm, ffn_norm, norm (q_norm, k_norm)
     const std::string& name = p.key();
     if (name.find("norm.weight") != std::string::npos) p.value().copy_(file.load_float(name));
   }

@@ -82,7 +82,9 @@ std::map<std::string, torch::Tensor> export_tensors(Llama& model, const PackedQu
   for (const auto& name : model->linear_names()) {
     auto l = model->get_linear(name);
     if (!packed.count(name)) {
-      t[name + ".weight"] = std::dynamic_pointer_cast<FpLinearImpl>(l)->weight;
+      const auto fp = std::dynamic_pointer_cast<FpLinearImpl>(l);
+      t[name + ".weight"] = fp->weight;
+      if (fp->bias.defined()) t[name + ".bias"] = fp->bias;
     } else if (auto b = std::dynamic_pointer_cast<BinaryMoSLinearImpl>(l)) {
       t[name + ".qweight"] = pack_sign_bits(b->weight);
       t[name + ".s_in"] = b->s_in;

@@ -1,0 +1,350 @@
+// The LLaMA-like families (issue 16): Llama-3 rotary scaling, Qwen2 q/k/v biases, Qwen3 head_dim + q/k norms, Mistral
+// sliding window. Each family's real config.json (../shared/data/models/*), scaled down with every feature on, is
+// written as a random-weight HF folder, loaded, and held to tests/reference/hf_reference.py (HF's formulas by hand in
+// Python/torch, float64); the KV-cache decode to the full forward; chunked attention (forward and backward) to the
+// plain one under a sliding window; a Qwen2/Qwen3 round trip through replacement, a few steps, our checkpoint files and
+// the packed export; and configs we refuse, by key.
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "modules/binarymos_linear.h"
+#include "modules/io/hf_llama.h"
+#include "modules/io/model_files.h"
+#include "modules/io/model_loader.h"
+#include "modules/io/safetensors.h"
+#include "modules/replace.h"
+#include "trainer/export/export.h"
+#include "tests/test_util.h"
+
+namespace bmos {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const char* const kPython = "/usr/bin/python3";
+
+json real_config(const std::string& data, const std::string& model) {
+  std::ifstream in(data + "/models/" + model + "/config.json");
+  return json::parse(in);
+}
+
+// The real config scaled down: 2 layers, hidden 64, 4 heads over 2 kv heads, a small vocabulary; family features on.
+json scaled(json j, const std::string& family) {
+  j["hidden_size"] = 64;
+  j["intermediate_size"] = 96;
+  j["num_hidden_layers"] = 2;
+  j["num_attention_heads"] = 4;
+  j["num_key_value_heads"] = 2;
+  j["vocab_size"] = 97;
+  j["max_position_embeddings"] = 64;
+  j["bos_token_id"] = 1;
+  j["eos_token_id"] = 2;
+  if (j.contains("head_dim")) j["head_dim"] = 16;
+  if (family == "llama3") {
+    // head_dim 16, theta 500000: wavelengths 6.3, 32, 167, ...; original 64 -> high band < 16, medium 16..64, low > 64
+    j["rope_scaling"]["original_max_position_embeddings"] = 64;
+  } else if (family == "qwen3") {
+    j["head_dim"] = 32;  // != hidden/heads = 16, as Qwen3-0.6B (1024 / 16 heads, head_dim 128)
+  } else if (family == "mistral") {
+    j["sliding_window"] = 8;  // shorter than the test sequences
+  }
+  return j;
+}
+
+struct Family {
+  const char* name;
+  const char* model;  // folder under ../shared/data/models
+};
+const Family kFamilies[] = {{"llama3", "llama-3.2-1b"},
+                            {"llama3_untied", "llama-3.1-8b"},
+                            {"qwen2", "qwen2.5-0.5b"},
+                            {"qwen3", "qwen3-0.6b"},
+                            {"mistral", "mistral-7b-v0.1"}};
+
+// An HF folder of `j` with random fp32 weights; norms are 1 + noise, so a wrongly ordered q_norm/k_norm shows.
+void write_random_folder(const json& j, const std::string& dir, uint64_t seed) {
+  const LlamaConfig c = llama_config_from_hf_json(j, dir + "/config.json");
+  torch::manual_seed(seed);
+  std::vector<SafetensorsEntry> entries;
+  for (const auto& [name, shape] : hf_llama_tensor_shapes(c)) {
+    torch::Tensor t = name.find("norm") != std::string::npos ? 1 + 0.2 * torch::randn(shape)
+                      : name.find("embed") != std::string::npos || name.find("lm_head") != std::string::npos
+                          ? torch::randn(shape)
+                          : 0.15 * torch::randn(shape);
+    entries.push_back({name, t, ""});
+  }
+  fs::create_directories(dir);
+  write_safetensors(dir + "/model.safetensors", entries, {{"format", "pt"}});
+  std::ofstream(dir + "/config.json") << j.dump(2) << "\n";
+}
+
+torch::Tensor tokens_for(int64_t vocab, int64_t T, uint64_t seed) {
+  torch::manual_seed(seed);
+  return torch::randint(0, vocab, {1, T}, torch::kLong);
+}
+
+bool python_has_torch() {
+  return fs::exists(kPython) && std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
+}
+
+// tests/reference/hf_reference.py on the folder: logits (T, vocab).
+torch::Tensor reference_logits(const std::string& dir, const torch::Tensor& tokens, int64_t vocab) {
+  const std::string tok_file = dir + "/tokens.txt", out_file = dir + "/ref_logits.f32";
+  {
+    std::ofstream out(tok_file);
+    for (int64_t i = 0; i < tokens.size(1); ++i) out << tokens[0][i].item<int64_t>() << " ";
+  }
+  const std::string cmd = std::string(kPython) + " " + BMOS_SOURCE_DIR + "/tests/reference/hf_reference.py " + dir +
+                          " " + tok_file + " " + out_file;
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::ifstream in(out_file, std::ios::binary);
+  torch::Tensor t = torch::empty({tokens.size(1), vocab});
+  in.read(reinterpret_cast<char*>(t.data_ptr<float>()), t.numel() * sizeof(float));
+  EXPECT_TRUE(in.good()) << "short reference output " << out_file;
+  return t;
+}
+
+double max_rel(const torch::Tensor& got, const torch::Tensor& want) {
+  return (got - want).abs().max().item<double>() / want.abs().max().item<double>();
+}
+
+// Sets `data` to ../shared/data (the families' config.json files are under models/), or skips loudly.
+#define BMOS_FAMILY_CONFIGS(data)                                 \
+  BMOS_REQUIRE_DATA(data##_file, "models/qwen3-0.6b/config.json"); \
+  const std::string data = ::bmos::test::data_dir()
+
+// ------------------------------------------------------------------------------------------------ real configs
+TEST(Families, RealConfigsParseWithTheirFeatures) {
+  BMOS_FAMILY_CONFIGS(data);
+  const LlamaConfig l32 = llama_config_from_hf_json(real_config(data, "llama-3.2-1b"), "llama-3.2-1b");
+  EXPECT_EQ(l32.rope_factor, 32.0);
+  EXPECT_EQ(l32.rope_original_max_positions, 8192);
+  EXPECT_TRUE(l32.tie_embeddings);
+  EXPECT_EQ(l32.head_dim(), 64);
+  const LlamaConfig q2 = llama_config_from_hf_json(real_config(data, "qwen2.5-0.5b"), "qwen2.5-0.5b");
+  EXPECT_TRUE(q2.qkv_bias);
+  EXPECT_EQ(q2.sliding_window, 0);
+  EXPECT_EQ(q2.rope_theta, 1e6);
+  const LlamaConfig q3 = llama_config_from_hf_json(real_config(data, "qwen3-0.6b"), "qwen3-0.6b");
+  EXPECT_TRUE(q3.qk_norm);
+  EXPECT_FALSE(q3.qkv_bias);
+  EXPECT_EQ(q3.head_dim(), 128);
+  EXPECT_EQ(q3.dim, 1024);
+  const LlamaConfig m = llama_config_from_hf_json(real_config(data, "mistral-7b-v0.1"), "mistral-7b-v0.1");
+  EXPECT_EQ(m.sliding_window, 4096);
+  EXPECT_EQ(m.family, "mistral");
+  // Written back and read again: the same model (our checkpoint files and exports store config this way).
+  for (const LlamaConfig& c : {l32, q2, q3, m})
+    EXPECT_EQ(llama_config_from_hf_json(llama_config_to_hf_json(c), "round trip").describe(), c.describe());
+}
+
+TEST(Families, EveryShapeConfigParses) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(std::string(BMOS_SOURCE_DIR) + "/configs/shapes")) {
+    if (e.path().extension() != ".json") continue;
+    std::ifstream in(e.path());
+    const LlamaConfig c = llama_config_from_hf_json(json::parse(in), e.path().string());
+    std::printf("[shapes] %s: %s\n", e.path().filename().c_str(), c.describe().c_str());
+    ++n;
+  }
+  EXPECT_GE(n, 8);
+}
+
+// ------------------------------------------------------------------------------------ logits against HF's formulas
+TEST(Families, LogitsMatchPythonReferenceOfHfFormulas) {
+  BMOS_FAMILY_CONFIGS(data);
+  if (!python_has_torch())
+    GTEST_SKIP() << "SKIPPED: /usr/bin/python3 has no torch, so the HF reference (tests/reference/hf_reference.py) "
+                    "cannot run; install it with `apt-get install python3-torch` (scripts/setup.sh does)";
+  const std::string tmp = test::temp_dir("families_ref");
+  uint64_t seed = 1;
+  for (const Family& f : kFamilies) {
+    SCOPED_TRACE(f.name);
+    const json j = scaled(real_config(data, f.model), f.name);
+    const std::string dir = tmp + "/" + f.name;
+    write_random_folder(j, dir, ++seed);
+    Llama model = load_model(dir).model;
+    const torch::Tensor tokens = tokens_for(97, 40, seed);  // 40 > 8 (window), > 2 x 16 (llama3 medium band)
+    torch::NoGradGuard no_grad;
+    const torch::Tensor got = model->forward(tokens).logits[0];
+    const torch::Tensor want = reference_logits(dir, tokens, 97);
+    const double abs_diff = (got - want).abs().max().item<double>(), rel = max_rel(got, want);
+    std::printf("[families %s] C++ vs Python HF reference: max |logit diff| %.3e (max |logit| %.2f, rel %.3e)\n",
+                f.name, abs_diff, want.abs().max().item<double>(), rel);
+    EXPECT_LE(rel, 1e-4);
+  }
+  fs::remove_all(tmp);
+}
+
+// -------------------------------------------------------------------------------------- decode equals full forward
+TEST(Families, KvCacheDecodeEqualsFullForward) {
+  BMOS_FAMILY_CONFIGS(data);
+  const std::string tmp = test::temp_dir("families_cache");
+  uint64_t seed = 20;
+  for (const Family& f : kFamilies) {
+    SCOPED_TRACE(f.name);
+    const std::string dir = tmp + "/" + f.name;
+    write_random_folder(scaled(real_config(data, f.model), f.name), dir, ++seed);
+    Llama model = load_model(dir).model;
+    torch::NoGradGuard no_grad;
+    const int64_t T = 30;  // mistral: well past its window of 8
+    const torch::Tensor tokens = tokens_for(97, T, seed);
+    const torch::Tensor full = model->forward(tokens).logits;  // (1, T, V)
+    KVCache cache = model->new_cache(1, T);
+    std::vector<torch::Tensor> steps = {model->forward_cached(tokens.narrow(1, 0, 5), cache)};  // a prompt, then 1 by 1
+    for (int64_t t = 5; t < T; ++t) steps.push_back(model->forward_cached(tokens.narrow(1, t, 1), cache));
+    const double rel = max_rel(torch::cat(steps, 1), full);
+    std::printf("[families %s] KV-cache decode vs full forward: max rel diff %.3e\n", f.name, rel);
+    EXPECT_LE(rel, 1e-5);
+  }
+  fs::remove_all(tmp);
+}
+
+// ----------------------------------------------------------------- chunked attention keeps the window, both ways
+TEST(Families, ChunkedAttentionWithSlidingWindowMatchesPlain) {
+  BMOS_FAMILY_CONFIGS(data);
+  const std::string dir = test::temp_dir("families_chunk");
+  write_random_folder(scaled(real_config(data, "mistral-7b-v0.1"), "mistral"), dir, 7);
+  Llama model = load_model(dir).model;
+  for (auto& p : model->parameters()) p.set_requires_grad(true);
+  model->train();
+  const torch::Tensor tokens = tokens_for(97, 29, 3);
+  torch::manual_seed(4);
+  const torch::Tensor probe = torch::randn({1, 29, 97});
+  auto run = [&](int64_t chunk) {
+    model->set_run_options({chunk, false});
+    model->zero_grad();
+    const torch::Tensor logits = model->forward(tokens).logits;
+    (logits * probe).sum().backward();
+    std::vector<torch::Tensor> grads = {logits.detach()};
+    for (const auto& p : model->parameters()) grads.push_back(p.grad().clone());
+    return grads;
+  };
+  const auto plain = run(0), chunked = run(4);
+  double worst = 0;
+  for (size_t i = 0; i < plain.size(); ++i) worst = std::max(worst, max_rel(chunked[i], plain[i]));
+  std::printf("[families mistral] chunked (4) vs plain attention, window 8: logits and gradients max rel diff %.3e\n",
+              worst);
+  EXPECT_LE(worst, 1e-4);
+  fs::remove_all(dir);
+}
+
+// ------------------------------------------------------- replacement -> steps -> checkpoint -> export -> packed
+TEST(Families, QwenRoundTripThroughCheckpointAndPackedExport) {
+  BMOS_FAMILY_CONFIGS(data);
+  const std::string tmp = test::temp_dir("families_roundtrip");
+  uint64_t seed = 40;
+  for (const Family& f : {Family{"qwen2", "qwen2.5-0.5b"}, Family{"qwen3", "qwen3-0.6b"}}) {
+    SCOPED_TRACE(f.name);
+    const std::string dir = tmp + "/" + f.name;
+    write_random_folder(scaled(real_config(data, f.model), f.name), dir + "/hf", ++seed);
+    Llama teacher = load_model(dir + "/hf").model;
+    Llama student = load_model(dir + "/hf").model;
+    const std::string wq = "layers.1.attention.wq";
+    const torch::Tensor fp_bias =
+        f.name == std::string("qwen2") ? std::dynamic_pointer_cast<FpLinearImpl>(student->get_linear(wq))->bias.clone()
+                                       : torch::Tensor();
+    replace_linears(student, QuantSpec{});
+    for (auto& p : student->parameters()) p.set_requires_grad(true);
+    auto bq = std::dynamic_pointer_cast<BinaryMoSLinearImpl>(student->get_linear(wq));
+    ASSERT_TRUE(bq);
+    ASSERT_EQ(bq->bias.defined(), fp_bias.defined());
+    if (fp_bias.defined()) {
+      EXPECT_TRUE(torch::equal(bq->bias, fp_bias)) << "the q bias did not survive replacement";
+    }
+
+    // A few steps toward the teacher's logits: biases, norms and scales all move.
+    const torch::Tensor tokens = tokens_for(97, 24, seed);
+    torch::Tensor target;
+    {
+      torch::NoGradGuard no_grad;
+      target = teacher->forward(tokens).logits;
+    }
+    torch::optim::Adam opt(student->parameters(), torch::optim::AdamOptions(1e-3));
+    student->train();
+    double first = 0, last = 0;
+    for (int step = 0; step < 4; ++step) {
+      opt.zero_grad();
+      const torch::Tensor loss = torch::mse_loss(student->forward(tokens).logits, target);
+      loss.backward();
+      opt.step();
+      (step == 0 ? first : last) = loss.item<double>();
+    }
+    student->eval();
+    if (fp_bias.defined()) {
+      EXPECT_FALSE(torch::equal(bq->bias, fp_bias)) << "the q bias did not train";
+    }
+
+    torch::NoGradGuard no_grad;
+    save_model_files(dir + "/ck", student);
+    Llama back = load_model_files(dir + "/ck");
+    back->eval();
+    const torch::Tensor graph = student->forward(tokens).logits;
+    const double ck_diff = (back->forward(tokens).logits - graph).abs().max().item<double>();
+    EXPECT_EQ(ck_diff, 0.0) << "checkpoint files changed the model";
+
+    ExportOptions o;
+    o.scale_dtype = o.fp_dtype = "f32";
+    o.sample_sequences = 2;
+    o.sample_len = 12;
+    const ExportReport report = export_packed(back, dir + "/out", o);
+    LoadedModel packed = load_model(dir + "/out");
+    EXPECT_EQ(packed.format, "packed");
+    EXPECT_EQ(packed.model->config.describe(), student->config.describe());
+    const double rel = max_rel(packed.model->forward(tokens).logits, graph);
+    std::printf("[families %s round trip] KD loss %.4g -> %.4g over 4 steps; checkpoint max |diff| %.1e; packed vs "
+                "graph logits max rel %.3e (export report: logits %.3e, worst layer %s %.3e)\n",
+                f.name, first, last, ck_diff, rel, report.logits_max_rel, report.worst_layer.c_str(),
+                report.worst_max_rel);
+    EXPECT_LE(rel, 2e-5);
+  }
+  fs::remove_all(tmp);
+}
+
+// --------------------------------------------------------------------------------------------- what we refuse
+TEST(Families, UnsupportedConfigsNameTheKey) {
+  BMOS_FAMILY_CONFIGS(data);
+  auto error = [&](const char* model, const std::function<void(json&)>& edit) {
+    json j = real_config(data, model);
+    edit(j);
+    return test::error_of([&] { llama_config_from_hf_json(j, "cfg.json"); });
+  };
+  std::string m = error("llama-3.2-1b", [](json& j) { j["model_type"] = "gpt_neox"; });
+  EXPECT_HAS(m, "cfg.json: key 'model_type'");
+  EXPECT_HAS(m, "gpt_neox");
+  m = error("llama-3.2-1b", [](json& j) { j["rope_scaling"]["rope_type"] = "yarn"; });
+  EXPECT_HAS(m, "key 'rope_scaling'");
+  EXPECT_HAS(m, "yarn");
+  m = error("llama-3.2-1b", [](json& j) { j["rope_scaling"]["beta_fast"] = 32; });
+  EXPECT_HAS(m, "key 'rope_scaling.beta_fast'");
+  m = error("qwen2.5-0.5b", [](json& j) { j["use_sliding_window"] = true; });
+  EXPECT_HAS(m, "key 'use_sliding_window'");
+  m = error("qwen3-0.6b", [](json& j) { j["attention_bias"] = true; });
+  EXPECT_HAS(m, "key 'attention_bias'");
+  m = error("llama-3.2-1b", [](json& j) { j["sliding_window"] = 4096; });
+  EXPECT_HAS(m, "key 'sliding_window'");
+  m = error("mistral-7b-v0.1", [](json& j) { j["sliding_window"] = 0; });
+  EXPECT_HAS(m, "key 'sliding_window'");
+  m = error("qwen3-0.6b", [](json& j) { j["layer_types"] = {"full_attention", "sliding_attention"}; });
+  EXPECT_HAS(m, "key 'layer_types'");
+  // null sliding_window: no window
+  EXPECT_EQ(llama_config_from_hf_json(
+                [&] {
+                  json j = real_config(data, "mistral-7b-v0.1");
+                  j["sliding_window"] = nullptr;
+                  return j;
+                }(),
+                "cfg.json")
+                .sliding_window,
+            0);
+}
+
+}  // namespace
+}  // namespace bmos
