@@ -30,10 +30,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Relative error of the packed path: max |got - want| / max |want|.
-double max_rel(const torch::Tensor& got, const torch::Tensor& want) {
-  return (got - want).abs().max().item<double>() / want.abs().max().item<double>();
-}
+using test::max_rel;
 
 // Experts that differ from each other and a router that spreads tokens over them (a fresh from_linear layer has
 // identical experts, which would hide a wrong router).

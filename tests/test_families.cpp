@@ -111,9 +111,7 @@ torch::Tensor reference_logits(const std::string& dir, const torch::Tensor& toke
   return t;
 }
 
-double max_rel(const torch::Tensor& got, const torch::Tensor& want) {
-  return (got - want).abs().max().item<double>() / want.abs().max().item<double>();
-}
+using test::max_rel;
 
 // Sets `data` to ../shared/data (the families' config.json files are under models/), or skips loudly.
 #define BMOS_FAMILY_CONFIGS(data)                                 \

@@ -1,4 +1,5 @@
-// Helpers shared by the tests: where ../shared/data is, and a loud skip when it is absent.
+// Helpers shared by the tests: where ../shared/data is, a loud skip when it is absent, expected errors, tensor
+// comparison.
 #pragma once
 
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <torch/torch.h>  // in every test's precompiled header already
 
 namespace bmos::test {
 
@@ -46,6 +48,11 @@ std::string error_of(F fn) {
   }
   ADD_FAILURE() << "expected an exception";
   return "";
+}
+
+// Relative error of a fast path: max |got - want| / max |want|.
+inline double max_rel(const torch::Tensor& got, const torch::Tensor& want) {
+  return (got - want).abs().max().item<double>() / want.abs().max().item<double>();
 }
 
 }  // namespace bmos::test

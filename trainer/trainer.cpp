@@ -15,6 +15,7 @@
 #include <ATen/Parallel.h>
 
 #include "data/hash.h"
+#include "modules/device.h"
 #include "modules/io/model_loader.h"
 #include "modules/replace.h"
 #include "modules/threads.h"
@@ -87,12 +88,9 @@ Trainer::Trainer(JobConfig job, bool resume)
     throw std::runtime_error(job_.file + ": train.batch_size " + std::to_string(job_.train.batch_size) +
                              " (the global batch) does not split over " + std::to_string(env.world) + " ranks");
   if (device_.is_cuda() && !device_.has_index() && env.world > 1) device_ = torch::Device(torch::kCUDA, env.local_rank);
-  if (device_.is_cuda() && !torch::cuda::is_available())
-    throw std::runtime_error(job_.file + ": run.device: '" + job_.run.device +
-                             "' is not available: this libtorch build has no CUDA device (use cpu)");
-  if (device_.is_cuda() && device_.has_index() && device_.index() >= int64_t(torch::cuda::device_count()))
-    throw std::runtime_error(job_.file + ": run.device: '" + job_.run.device + "': this machine has " +
-                             std::to_string(torch::cuda::device_count()) + " CUDA device(s)");
+  if (const std::string why = device_unavailable(device_); !why.empty())
+    throw std::runtime_error(job_.file + ": run.device: '" + job_.run.device + "' is not available: " + why +
+                             " (use cpu)");
   group_ = std::make_unique<ProcessGroup>(env, std::chrono::seconds(job_.run.dist_timeout_s), device_);
   set_compute_threads(job_.run.threads);
   if (job_.data.sources.empty()) throw std::runtime_error(job_.file + ": data.sources: the job has no training data");

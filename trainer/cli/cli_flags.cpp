@@ -3,8 +3,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include <torch/cuda.h>
-#include <torch/version.h>
+#include "modules/device.h"
 
 DEFINE_string(model, "", "model: llama2.c .bin, Hugging Face folder, training checkpoint (or its run folder) or "
                          "exported packed folder");
@@ -40,17 +39,10 @@ std::vector<std::string> split_overrides(const std::string& s) {
 
 c10::Device device_from_flag() {
   const std::string& d = FLAGS_device;
-  const bool cuda_n = d.rfind("cuda:", 0) == 0 && d.size() > 5 && d.find_first_not_of("0123456789", 5) == std::string::npos;
-  if (d != "cpu" && d != "cuda" && !cuda_n)
-    throw std::invalid_argument("--device '" + d + "': must be cpu, cuda or cuda:N");
+  if (!is_device_name(d)) throw std::invalid_argument("--device '" + d + "': must be cpu, cuda or cuda:N");
   const c10::Device device(d);
-  if (device.is_cpu()) return device;
-  if (!torch::cuda::is_available())
-    throw std::invalid_argument("--device " + d + ": this build's libtorch (" + TORCH_VERSION +
-                                ") has no CUDA, or no CUDA device is visible; use --device cpu");
-  if (device.has_index() && device.index() >= static_cast<int64_t>(torch::cuda::device_count()))
-    throw std::invalid_argument("--device " + d + ": only " + std::to_string(torch::cuda::device_count()) +
-                                " CUDA device(s) are visible");
+  if (const std::string why = device_unavailable(device); !why.empty())
+    throw std::invalid_argument("--device " + d + ": " + why + "; use --device cpu");
   return device;
 }
 

@@ -11,6 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "kernels/cpu/cpu_isa.h"
+#include "modules/device.h"
 
 namespace bmos {
 namespace {
@@ -162,12 +163,7 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
   run.check_unknown();
   if (job.run.name.empty()) job.run.name = fs::path(file).stem().string();
   if (job.run.out_dir.empty()) job.run.out_dir = "runs/" + job.run.name;
-  {
-    const std::string& d = job.run.device;
-    const bool cuda_n = d.rfind("cuda:", 0) == 0 && d.size() > 5 &&
-                        d.find_first_not_of("0123456789", 5) == std::string::npos;
-    if (d != "cpu" && d != "cuda" && !cuda_n) run.fail("device", "must be cpu, cuda or cuda:N");
-  }
+  if (!is_device_name(job.run.device)) run.fail("device", "must be cpu, cuda or cuda:N");
   if (job.run.threads < 0) run.fail("threads", "must be >= 0 (0 = all cores)");
   if (job.run.dist_timeout_s < 1) run.fail("dist_timeout_s", "must be >= 1 (seconds)");
 
