@@ -13,6 +13,7 @@
 
 #include "modules/io/hf_llama.h"
 #include "modules/io/model_format.h"
+#include "modules/packed/packed_layout.h"
 #include "modules/replace.h"
 #include "trainer/checkpoint/checkpoint.h"
 
@@ -31,27 +32,6 @@ bool matches_any(const std::vector<std::string>& patterns, const std::string& na
   for (const auto& p : patterns)
     if (pattern_matches(p, name)) return true;
   return false;
-}
-
-struct Linear {
-  std::string name;
-  int64_t in, out;
-};
-
-std::vector<Linear> decoder_linears(const LlamaConfig& c) {
-  const int64_t d = c.dim, q = c.n_heads * c.head_dim(), kv = c.n_kv_heads * c.head_dim(), h = c.hidden_dim;
-  std::vector<Linear> out;
-  for (int64_t i = 0; i < c.n_layers; ++i) {
-    const std::string p = "layers." + std::to_string(i) + ".";
-    out.push_back({p + "attention.wq", d, q});
-    out.push_back({p + "attention.wk", d, kv});
-    out.push_back({p + "attention.wv", d, kv});
-    out.push_back({p + "attention.wo", q, d});
-    out.push_back({p + "feed_forward.w1", d, h});
-    out.push_back({p + "feed_forward.w2", h, d});
-    out.push_back({p + "feed_forward.w3", d, h});
-  }
-  return out;
 }
 
 std::string gib(double bytes) {
@@ -106,16 +86,12 @@ MemoryPlan plan_memory(const JobConfig& job, const LlamaConfig& c, const PlanOpt
     params.emplace_back("layers." + std::to_string(i) + ".ffn_norm.weight", d);
     for (const char* n : {"q_norm", "k_norm"})
       if (c.qk_norm) params.emplace_back("layers." + std::to_string(i) + ".attention." + n + ".weight", c.head_dim());
-    for (const char* n : {"wq", "wk", "wv"})
-      if (c.qkv_bias)
-        params.emplace_back("layers." + std::to_string(i) + ".attention." + n + ".bias",
-                            (n[1] == 'q' ? c.n_heads : c.n_kv_heads) * c.head_dim());
   }
-  int64_t fp_params = 0, scale_params = 0;
-  for (const auto& [name, n] : params) fp_params += n;
-  for (const auto& l : decoder_linears(c)) {
-    fp_params += l.in * l.out;
+  int64_t scale_params = 0;
+  const std::vector<LinearShape> linears = decoder_linear_shapes(c);
+  for (const auto& l : linears) {
     params.emplace_back(l.name + ".weight", l.in * l.out);
+    if (l.bias) params.emplace_back(l.name + ".bias", l.out);  // Qwen2's q/k/v: kept FP by every layer kind
     if (job.quant.method == "binarymos" && matches_any(job.quant.layers, l.name)) {
       params.emplace_back(l.name + ".s_in", E * l.in);
       params.emplace_back(l.name + ".s_out", E * l.out);
@@ -130,7 +106,7 @@ MemoryPlan plan_memory(const JobConfig& job, const LlamaConfig& c, const PlanOpt
     p.student_params += n;
     if (!matches_any(job.train.freeze, name)) p.trainable_params += n;
   }
-  p.teacher_params = kd ? fp_params : 0;
+  p.teacher_params = kd ? fp_model_params(c) : 0;  // the FP model the student was made from
   const std::string dtype = teacher_bf16(job.teacher.dtype, cuda) ? "bf16" : "fp32";
   const double teacher_bytes = double(p.teacher_params) * (dtype == "bf16" ? 2 : 4);
 
@@ -143,9 +119,8 @@ MemoryPlan plan_memory(const JobConfig& job, const LlamaConfig& c, const PlanOpt
   p.micro_batch = job.train.batch_size / o.world;
   const double N = double(p.micro_batch) * job.data.seq_len, T = double(job.data.seq_len);
   double per_token = 0;
-  const std::vector<Linear> linears = decoder_linears(c);
   for (size_t i = 0; i < 7; ++i) {  // one block's
-    const Linear& l = linears[i];
+    const LinearShape& l = linears[i];
     if (job.quant.method == "none" || !matches_any(job.quant.layers, l.name)) continue;
     per_token += job.quant.method == "binarymos" ? 2.0 * l.in + 2.0 * l.out + E : 2.0 * l.out;
   }
