@@ -52,11 +52,18 @@ torch::Tensor rope_angles(const LlamaConfig& c, int64_t T) {
 
 }  // namespace
 
-RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
+NormImpl::NormImpl(int64_t dim, double eps_, bool layer_norm) : eps(eps_) {
   weight = register_parameter("weight", torch::ones({dim}));
+  if (layer_norm) bias = register_parameter("bias", torch::zeros({dim}));
 }
 
-torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+torch::Tensor NormImpl::forward(const torch::Tensor& x) {
+  if (bias.defined()) {  // LayerNorm
+    if (x.scalar_type() == torch::kFloat) return torch::layer_norm(x, {weight.size(0)}, weight, bias, eps);
+    return torch::layer_norm(x.to(torch::kFloat), {weight.size(0)}, weight.to(torch::kFloat), bias.to(torch::kFloat),
+                             eps)
+        .to(x.scalar_type());
+  }
   if (x.scalar_type() != torch::kFloat) {  // bf16/fp16 models normalise in fp32, as transformers does
     const torch::Tensor xf = x.to(torch::kFloat);
     return (xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps)).to(x.scalar_type()) * weight;
@@ -65,14 +72,15 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 }
 
 AttentionImpl::AttentionImpl(const LlamaConfig& c)
-    : n_heads(c.n_heads), n_kv_heads(c.n_kv_heads), head_dim(c.head_dim()), window(c.sliding_window) {
-  wq = register_module("wq", fp_linear(c.dim, n_heads * head_dim, c.qkv_bias));
-  wk = register_module("wk", fp_linear(c.dim, n_kv_heads * head_dim, c.qkv_bias));
-  wv = register_module("wv", fp_linear(c.dim, n_kv_heads * head_dim, c.qkv_bias));
-  wo = register_module("wo", fp_linear(n_heads * head_dim, c.dim));
+    : n_heads(c.n_heads), n_kv_heads(c.n_kv_heads), head_dim(c.head_dim()), rotary(c.rotary()),
+      window(c.sliding_window) {
+  wq = register_module("wq", fp_linear(c.dim, n_heads * head_dim, c.linear_has_bias("wq")));
+  wk = register_module("wk", fp_linear(c.dim, n_kv_heads * head_dim, c.linear_has_bias("wk")));
+  wv = register_module("wv", fp_linear(c.dim, n_kv_heads * head_dim, c.linear_has_bias("wv")));
+  wo = register_module("wo", fp_linear(n_heads * head_dim, c.dim, c.linear_has_bias("wo")));
   if (c.qk_norm) {
-    q_norm = register_module("q_norm", RMSNorm(head_dim, c.norm_eps));
-    k_norm = register_module("k_norm", RMSNorm(head_dim, c.norm_eps));
+    q_norm = register_module("q_norm", Norm(head_dim, c.norm_eps));
+    k_norm = register_module("k_norm", Norm(head_dim, c.norm_eps));
   }
 }
 
@@ -85,8 +93,12 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     q = q_norm->forward(q);
     k = k_norm->forward(k);
   }
-  q = apply_rope(q, cos, sin).transpose(1, 2);  // (B, H, T, hd)
-  k = apply_rope(k, cos, sin).transpose(1, 2);  // (B, KVH, T, hd)
+  if (rotary) {
+    q = apply_rope(q, cos, sin);
+    k = apply_rope(k, cos, sin);
+  }
+  q = q.transpose(1, 2);  // (B, H, T, hd)
+  k = k.transpose(1, 2);  // (B, KVH, T, hd)
   torch::Tensor v = wv->forward(x).view({B, T, n_kv_heads, head_dim}).transpose(1, 2);  // (B, KVH, T, hd)
   int64_t start = 0;
   if (cache) {
@@ -108,69 +120,101 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
 }
 
 FeedForwardImpl::FeedForwardImpl(const LlamaConfig& c) {
-  w1 = register_module("w1", fp_linear(c.dim, c.hidden_dim));
-  w2 = register_module("w2", fp_linear(c.hidden_dim, c.dim));
-  w3 = register_module("w3", fp_linear(c.dim, c.hidden_dim));
+  w1 = register_module("w1", fp_linear(c.dim, c.hidden_dim, c.linear_has_bias("w1")));
+  w2 = register_module("w2", fp_linear(c.hidden_dim, c.dim, c.linear_has_bias("w2")));
+  if (!c.relu_mlp) w3 = register_module("w3", fp_linear(c.dim, c.hidden_dim, c.linear_has_bias("w3")));
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
+  if (!w3) return w2->forward(torch::relu(w1->forward(x)));
   return w2->forward(torch::silu(w1->forward(x)) * w3->forward(x));
 }
 
-BlockImpl::BlockImpl(const LlamaConfig& c) {
-  attention_norm = register_module("attention_norm", RMSNorm(c.dim, c.norm_eps));
+BlockImpl::BlockImpl(const LlamaConfig& c) : post_norm(c.post_norm) {
+  attention_norm = register_module("attention_norm", Norm(c.dim, c.norm_eps, c.layer_norm));
   attention = register_module("attention", Attention(c));
-  ffn_norm = register_module("ffn_norm", RMSNorm(c.dim, c.norm_eps));
+  ffn_norm = register_module("ffn_norm", Norm(c.dim, c.norm_eps, c.layer_norm));
   feed_forward = register_module("feed_forward", FeedForward(c));
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                  KVCache* cache, int layer) {
+  if (post_norm) {
+    const torch::Tensor h = attention_norm->forward(x + attention->forward(x, cos, sin, cache, layer));
+    return ffn_norm->forward(h + feed_forward->forward(h));
+  }
   const torch::Tensor h = x + attention->forward(attention_norm->forward(x), cos, sin, cache, layer);
   return h + feed_forward->forward(ffn_norm->forward(h));
 }
 
 LlamaImpl::LlamaImpl(const LlamaConfig& c) : config(c) {
   config.validate();
-  tok_embeddings = register_module(
-      "tok_embeddings",
-      SkipInitGuard::active()
-          ? torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.dim)._weight(torch::empty({c.vocab_size, c.dim})))
-          : torch::nn::Embedding(c.vocab_size, c.dim));
+  auto embedding = [](int64_t rows, int64_t width) {
+    return SkipInitGuard::active()
+               ? torch::nn::Embedding(torch::nn::EmbeddingOptions(rows, width)._weight(torch::empty({rows, width})))
+               : torch::nn::Embedding(rows, width);
+  };
+  tok_embeddings = register_module("tok_embeddings", embedding(c.vocab_size, c.embedding_dim()));
+  if (c.learned_positions)
+    pos_embeddings = register_module("pos_embeddings", embedding(c.max_seq_len + LlamaConfig::kPositionOffset, c.dim));
+  if (c.projects_embeddings()) project_in = register_module("project_in", fp_linear(c.embedding_dim(), c.dim));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.n_layers; ++i) layers->push_back(Block(c));
-  norm = register_module("norm", RMSNorm(c.dim, c.norm_eps));
-  if (!c.tie_embeddings) output = register_module("output", fp_linear(c.dim, c.vocab_size));
-  // Rotary table for max_seq_len positions (extended on demand for longer inputs).
-  const torch::Tensor ang = rope_angles(c, std::max<int64_t>(c.max_seq_len, 1));
-  rope_cos_ = register_buffer("rope_cos", ang.cos().to(torch::kFloat));
-  rope_sin_ = register_buffer("rope_sin", ang.sin().to(torch::kFloat));
+  if (c.final_norm) norm = register_module("norm", Norm(c.dim, c.norm_eps, c.layer_norm));
+  if (c.projects_embeddings()) project_out = register_module("project_out", fp_linear(c.dim, c.embedding_dim()));
+  if (!c.tie_embeddings) output = register_module("output", fp_linear(c.embedding_dim(), c.vocab_size));
+  if (c.rotary()) {  // rotary table for max_seq_len positions (extended on demand for longer inputs)
+    const torch::Tensor ang = rope_angles(c, std::max<int64_t>(c.max_seq_len, 1));
+    rope_cos_ = register_buffer("rope_cos", ang.cos().to(torch::kFloat));
+    rope_sin_ = register_buffer("rope_sin", ang.sin().to(torch::kFloat));
+  }
 }
 
-torch::Tensor LlamaImpl::head(const torch::Tensor& h) {
-  const torch::Tensor n = norm->forward(h);
+torch::Tensor LlamaImpl::head_input(const torch::Tensor& h) {
+  torch::Tensor n = norm ? norm->forward(h) : h;
+  return project_out ? project_out->forward(n) : n;
+}
+
+torch::Tensor LlamaImpl::vocab_logits(const torch::Tensor& n) {
   return output ? output->forward(n) : torch::matmul(n, tok_embeddings->weight.t());
+}
+
+torch::Tensor LlamaImpl::embed(const torch::Tensor& tokens, int64_t start) {
+  torch::Tensor h = tok_embeddings->forward(tokens);  // (B, T, embedding_dim)
+  if (project_in) h = project_in->forward(h);          // (B, T, dim)
+  if (pos_embeddings) {
+    const int64_t T = tokens.size(1);
+    TORCH_CHECK(start + T <= config.max_seq_len, "position ", start + T, " is beyond the learned position table (",
+                config.max_seq_len, " positions: max_position_embeddings)");
+    h = h + pos_embeddings->weight.narrow(0, start + LlamaConfig::kPositionOffset, T);
+  }
+  return h;
 }
 
 LlamaOutput LlamaImpl::forward(const torch::Tensor& tokens, bool want_hidden, bool want_logits) {
   TORCH_CHECK(tokens.dim() == 2, "Llama: tokens must be (B, T), got ", tokens.sizes());
   const int64_t T = tokens.size(1);
-  if (T > rope_cos_.size(0)) {  // longer than the trained context: extend the rotary table
-    const torch::Tensor ang = rope_angles(config, T);
-    rope_cos_.set_data(ang.cos().to(torch::kFloat).to(rope_cos_.device()));
-    rope_sin_.set_data(ang.sin().to(torch::kFloat).to(rope_sin_.device()));
+  torch::Tensor cos, sin;  // undefined without rotary
+  if (config.rotary()) {
+    if (T > rope_cos_.size(0)) {  // longer than the trained context: extend the rotary table
+      const torch::Tensor ang = rope_angles(config, T);
+      rope_cos_.set_data(ang.cos().to(torch::kFloat).to(rope_cos_.device()));
+      rope_sin_.set_data(ang.sin().to(torch::kFloat).to(rope_sin_.device()));
+    }
+    cos = rope_cos_.narrow(0, 0, T);
+    sin = rope_sin_.narrow(0, 0, T);
   }
-  const torch::Tensor cos = rope_cos_.narrow(0, 0, T), sin = rope_sin_.narrow(0, 0, T);
   LlamaOutput out;
-  torch::Tensor h = tok_embeddings->forward(tokens);  // (B, T, dim)
+  torch::Tensor h = embed(tokens, 0);  // (B, T, dim)
   const bool grad = torch::GradMode::is_enabled() && is_training();
   for (size_t i = 0; i < layers->size(); ++i) {
     if (grad && run_.checkpoint_blocks) h = checkpointed_block(*block(i), h, cos, sin);
     else h = block(i)->forward(grad ? block_boundary(h) : h, cos, sin, nullptr, int(i));
     if (want_hidden) out.hidden.push_back(h);
   }
-  if (want_logits) out.logits = head(h);
-  else out.normed = norm->forward(h);
+  const torch::Tensor n = head_input(h);
+  if (want_hidden || !want_logits) out.normed = n;
+  if (want_logits) out.logits = vocab_logits(n);
   return out;
 }
 
@@ -198,13 +242,17 @@ KVCache LlamaImpl::new_cache(int64_t batch, int64_t max_len) const {
 torch::Tensor LlamaImpl::forward_cached(const torch::Tensor& tokens, KVCache& cache) {
   const int64_t T = tokens.size(1), start = cache.len;
   TORCH_CHECK(!cache.k.empty() && start + T <= cache.k[0].size(2), "KV cache too short for position ", start + T);
-  TORCH_CHECK(start + T <= rope_cos_.size(0), "position ", start + T, " beyond the rotary table (",
-              rope_cos_.size(0), ")");
-  const torch::Tensor cos = rope_cos_.narrow(0, start, T), sin = rope_sin_.narrow(0, start, T);
-  torch::Tensor h = tok_embeddings->forward(tokens);
+  torch::Tensor cos, sin;  // undefined without rotary
+  if (config.rotary()) {
+    TORCH_CHECK(start + T <= rope_cos_.size(0), "position ", start + T, " beyond the rotary table (",
+                rope_cos_.size(0), ")");
+    cos = rope_cos_.narrow(0, start, T);
+    sin = rope_sin_.narrow(0, start, T);
+  }
+  torch::Tensor h = embed(tokens, start);
   for (size_t i = 0; i < layers->size(); ++i) h = block(i)->forward(h, cos, sin, &cache, int(i));
   cache.len += T;
-  return head(h);
+  return vocab_logits(head_input(h));
 }
 
 torch::Tensor LlamaImpl::logits(const torch::Tensor& tokens) {
@@ -241,7 +289,8 @@ void LlamaImpl::init_random(uint64_t seed) {
   const double out_std = 0.02 / std::sqrt(2.0 * config.n_layers);
   for (auto& kv : named_parameters()) {
     const std::string& n = kv.key();
-    if (n.find("norm") != std::string::npos) kv.value().fill_(1.0);
+    if (n.size() > 5 && n.compare(n.size() - 5, 5, ".bias") == 0) kv.value().zero_();
+    else if (n.find("norm") != std::string::npos) kv.value().fill_(1.0);
     else if (n.find(".wo.") != std::string::npos || n.find(".w2.") != std::string::npos) kv.value().normal_(0, out_std);
     else kv.value().normal_(0, 0.02);
   }
@@ -252,7 +301,8 @@ std::vector<std::string> LlamaImpl::linear_names() const {
   for (size_t i = 0; i < layers->size(); ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
     for (const char* n : {"attention.wq", "attention.wk", "attention.wv", "attention.wo"}) names.push_back(p + n);
-    for (const char* n : {"feed_forward.w1", "feed_forward.w2", "feed_forward.w3"}) names.push_back(p + n);
+    for (const char* n : {"feed_forward.w1", "feed_forward.w2"}) names.push_back(p + n);
+    if (!config.relu_mlp) names.push_back(p + "feed_forward.w3");
   }
   return names;
 }
@@ -289,7 +339,7 @@ std::shared_ptr<LinearLike>* linear_slot(const LlamaImpl& m, const std::string& 
     *parent = f;
     if (*leaf == "w1") return &f->w1;
     if (*leaf == "w2") return &f->w2;
-    if (*leaf == "w3") return &f->w3;
+    if (*leaf == "w3" && f->w3) return &f->w3;
   }
   throw std::invalid_argument("not a decoder linear: '" + name + "'");
 }

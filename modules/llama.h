@@ -1,7 +1,8 @@
-// The LLaMA family in LibTorch: RMSNorm, interleaved rotary embeddings (llama2.c / Meta layout), grouped-query
-// causal attention written by hand (libtorch 1.13 has no SDPA), SwiGLU MLP, tied or untied output head. The
-// LLaMA-like families are switches of LlamaConfig: Llama-3 rotary scaling, Qwen2's q/k/v biases, Qwen3's head_dim
-// and q/k norms, Mistral's sliding window.
+// The LLaMA-like and OPT families in LibTorch, one model with switches (LlamaConfig): RMSNorm or LayerNorm,
+// interleaved rotary embeddings (llama2.c / Meta layout) or OPT's learned positions, grouped-query causal attention
+// written by hand (libtorch 1.13 has no SDPA), SwiGLU or ReLU MLP, pre- or post-norm blocks, tied or untied output
+// head. Switches: Llama-3 rotary scaling, Qwen2's q/k/v biases, Qwen3's head_dim and q/k norms, Mistral's sliding
+// window, OPT's biases on every linear, post-LN (OPT-350M) and embedding projections (project_in/out).
 // Module names equal the canonical checkpoint names (modules/io/state_dict.h), so job patterns such as
 // "layers.*.attention.wq" address the linears directly. Every decoder linear is a LinearLike and can be swapped.
 #pragma once
@@ -19,14 +20,17 @@
 
 namespace bmos {
 
-class RMSNormImpl : public torch::nn::Module {
+// RMSNorm x * rsqrt(mean(x^2) + eps) * weight, or with layer_norm LayerNorm (x - mean) * rsqrt(var + eps) * weight
+// + bias; both in fp32 for bf16/fp16 inputs, as transformers does.
+class NormImpl : public torch::nn::Module {
  public:
-  RMSNormImpl(int64_t dim, double eps);
+  NormImpl(int64_t dim, double eps, bool layer_norm = false);
   torch::Tensor forward(const torch::Tensor& x);  // (..., dim)
   torch::Tensor weight;                           // (dim)
+  torch::Tensor bias;                             // (dim), LayerNorm only
   double eps;
 };
-TORCH_MODULE(RMSNorm);
+TORCH_MODULE(Norm);
 
 // Keys/values of past positions for incremental decoding: per layer (B, n_kv_heads, max_len, head_dim).
 struct KVCache {
@@ -47,8 +51,9 @@ class AttentionImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, KVCache* cache,
                         int layer);
   std::shared_ptr<LinearLike> wq, wk, wv, wo;
-  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // (head_dim) each; only with LlamaConfig::qk_norm
+  Norm q_norm{nullptr}, k_norm{nullptr};  // (head_dim) each; only with LlamaConfig::qk_norm
   int64_t n_heads, n_kv_heads, head_dim;
+  bool rotary = true;  // false: cos/sin are ignored (learned positions)
   int64_t window = 0;  // LlamaConfig::sliding_window
   int64_t chunk = 0;   // LlamaRunOptions::attention_chunk
 };
@@ -57,8 +62,8 @@ TORCH_MODULE(Attention);
 class FeedForwardImpl : public torch::nn::Module {
  public:
   explicit FeedForwardImpl(const LlamaConfig& c);
-  torch::Tensor forward(const torch::Tensor& x);  // w2(silu(w1 x) * w3 x)
-  std::shared_ptr<LinearLike> w1, w2, w3;
+  torch::Tensor forward(const torch::Tensor& x);  // w2(silu(w1 x) * w3 x), or w2(relu(w1 x)) with relu_mlp
+  std::shared_ptr<LinearLike> w1, w2, w3;          // w3 nullptr with relu_mlp
 };
 TORCH_MODULE(FeedForward);
 
@@ -67,15 +72,17 @@ class BlockImpl : public torch::nn::Module {
   explicit BlockImpl(const LlamaConfig& c);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, KVCache* cache,
                         int layer);
-  RMSNorm attention_norm{nullptr}, ffn_norm{nullptr};
+  Norm attention_norm{nullptr}, ffn_norm{nullptr};
   Attention attention{nullptr};
   FeedForward feed_forward{nullptr};
+  bool post_norm = false;  // LlamaConfig::post_norm
 };
 TORCH_MODULE(Block);
 
 struct LlamaOutput {
   torch::Tensor logits;               // (B, T, vocab); undefined when not asked for
-  torch::Tensor normed;               // (B, T, dim) the final norm's output, the head's input (when logits are not)
+  torch::Tensor normed;               // (B, T, embedding_dim) the head's input (head_input), when logits are not asked
+                                      // for or hidden states are
   std::vector<torch::Tensor> hidden;  // n_layers x (B, T, dim): each block's output (when asked for)
 };
 
@@ -100,9 +107,12 @@ class LlamaImpl : public torch::nn::Module, public LanguageModel {
   // GPT-2 style init for pretraining from scratch: N(0, 0.02), output projections scaled by 1/sqrt(2 n_layers).
   void init_random(uint64_t seed);
 
-  // The output head's weight (vocab, dim): the tied embeddings or output.weight; undefined when the head is not a
-  // plain FP linear.
+  // The output head's weight (vocab, embedding_dim): the tied embeddings or output.weight; undefined when the head is
+  // not a plain FP linear.
   torch::Tensor head_weight() const;
+  // The last block's output (B, T, dim) -> the head's input (B, T, embedding_dim): the final norm (if any), then
+  // project_out (if any). HF's last hidden state.
+  torch::Tensor head_input(const torch::Tensor& h);
   void set_run_options(const LlamaRunOptions& options);
   const LlamaRunOptions& run_options() const { return run_; }
   torch::Device device() const { return tok_embeddings->weight.device(); }
@@ -113,15 +123,19 @@ class LlamaImpl : public torch::nn::Module, public LanguageModel {
   void set_linear(const std::string& name, std::shared_ptr<LinearLike> layer);
 
   LlamaConfig config;
-  torch::nn::Embedding tok_embeddings{nullptr};
+  torch::nn::Embedding tok_embeddings{nullptr};  // (vocab, embedding_dim)
+  torch::nn::Embedding pos_embeddings{nullptr};  // (max_seq_len + kPositionOffset, dim), learned_positions only
+  std::shared_ptr<LinearLike> project_in, project_out;  // embedding_dim <-> dim, without bias; projects_embeddings only
   torch::nn::ModuleList layers{nullptr};
-  RMSNorm norm{nullptr};
+  Norm norm{nullptr};                  // nullptr without final_norm
   std::shared_ptr<LinearLike> output;  // nullptr when tied to tok_embeddings
 
  private:
-  torch::Tensor head(const torch::Tensor& h);  // (B, T, dim) -> (B, T, vocab)
+  torch::Tensor vocab_logits(const torch::Tensor& n);  // head input (B, T, embedding_dim) -> (B, T, vocab)
+  // tokens (B, T) at positions [start, start + T) -> (B, T, dim): embeddings, project_in, learned positions
+  torch::Tensor embed(const torch::Tensor& tokens, int64_t start);
   std::shared_ptr<BlockImpl> block(size_t i) const { return std::dynamic_pointer_cast<BlockImpl>(layers->ptr(i)); }
-  torch::Tensor rope_cos_, rope_sin_;  // (max_seq_len, head_dim/2) buffers
+  torch::Tensor rope_cos_, rope_sin_;  // (max_seq_len, head_dim/2) buffers; undefined without rotary
   LlamaRunOptions run_;
 };
 TORCH_MODULE(Llama);

@@ -7,7 +7,7 @@ namespace bmos {
 
 std::string LlamaConfig::describe() const {
   std::ostringstream s;
-  s << "LLaMA dim=" << dim << " hidden_dim=" << hidden_dim << " n_layers=" << n_layers << " n_heads=" << n_heads
+  s << (family == "opt" ? "OPT" : "LLaMA") << " dim=" << dim << " hidden_dim=" << hidden_dim << " n_layers=" << n_layers << " n_heads=" << n_heads
     << " n_kv_heads=" << n_kv_heads << " head_dim=" << (n_heads > 0 ? head_dim() : 0) << " vocab=" << vocab_size
     << " max_seq_len=" << max_seq_len << " norm_eps=" << norm_eps << " rope_theta=" << rope_theta
     << (tie_embeddings ? " tied-head" : " untied-head") << " bos=" << bos_id << " eos=" << eos_id;
@@ -15,6 +15,13 @@ std::string LlamaConfig::describe() const {
   if (qkv_bias) s << " qkv-bias";
   if (qk_norm) s << " qk-norm";
   if (sliding_window > 0) s << " sliding_window=" << sliding_window;
+  if (layer_norm) s << " layer-norm";
+  if (learned_positions) s << " learned-positions";
+  if (relu_mlp) s << " relu-mlp";
+  if (linear_bias) s << " linear-bias";
+  if (post_norm) s << " post-norm";
+  if (!final_norm) s << " no-final-norm";
+  if (projects_embeddings()) s << " embed_dim=" << embed_dim;
   if (rope_factor > 0)
     s << " rope-llama3(factor=" << rope_factor << " low=" << rope_low_freq_factor << " high=" << rope_high_freq_factor
       << " original=" << rope_original_max_positions << ")";
@@ -47,7 +54,8 @@ void LlamaConfig::validate() const {
         "n_heads=" + std::to_string(n_heads) + " is not a multiple of n_kv_heads=" + std::to_string(n_kv_heads) +
             " (grouped-query attention shares each kv head among n_heads/n_kv_heads query heads)",
         *this);
-  if (head_dim() % 2 != 0)
+  if (embed_dim < 0) bad("embed_dim", "must be >= 0, got " + std::to_string(embed_dim), *this);
+  if (rotary() && head_dim() % 2 != 0)
     bad("n_heads", "head_dim=" + std::to_string(head_dim()) + " is odd; rotary embeddings rotate pairs of channels",
         *this);
   auto positive_real = [this](const char* field, double v) {

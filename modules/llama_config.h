@@ -1,4 +1,4 @@
-// Hyper-parameters of a LLaMA-family decoder (no torch here).
+// Hyper-parameters of a decoder of the LLaMA-like and OPT families (no torch here).
 #pragma once
 
 #include <cstdint>
@@ -20,7 +20,7 @@ struct LlamaConfig {
   int64_t bos_id = 1;
   int64_t eos_id = 2;
   // The LLaMA-like families (HF model_type) are this one model with switches; all off is LLaMA-2.
-  std::string family = "llama";     // llama, mistral, qwen2, qwen3: only names the HF architecture when written back
+  std::string family = "llama";     // llama, mistral, qwen2, qwen3, opt: names the HF architecture when written back
   int64_t explicit_head_dim = 0;    // > 0: head width independent of dim/n_heads (HF head_dim; Qwen3-0.6B: 128)
   bool qkv_bias = false;            // biases on wq, wk, wv (not wo)        (Qwen2)
   bool qk_norm = false;             // RMSNorm over head_dim on q and k before RoPE (Qwen3)
@@ -30,6 +30,25 @@ struct LlamaConfig {
   double rope_low_freq_factor = 1.0;
   double rope_high_freq_factor = 4.0;
   int64_t rope_original_max_positions = 8192;
+  // OPT (model_type "opt"): all on, with pre-LN (OPT-125M, 1.3B) or post-LN and projected embeddings (OPT-350M).
+  bool layer_norm = false;          // norms are LayerNorm with a bias, not RMSNorm
+  bool learned_positions = false;   // no rotary: a learned (max_seq_len + kPositionOffset, dim) table added to the
+                                    // embeddings, position p in row p + kPositionOffset (HF's OPT offset)
+  bool relu_mlp = false;            // feed_forward = w2(relu(w1 x)), no w3       (OPT fc1, fc2)
+  bool linear_bias = false;         // every decoder linear has a bias              (OPT enable_bias)
+  bool post_norm = false;           // x = norm(x + f(x)) instead of x + f(norm(x)) (OPT-350M do_layer_norm_before false)
+  bool final_norm = true;           // a norm before the head (OPT-350M has none)
+  int64_t embed_dim = 0;            // > 0 and != dim: embeddings this wide, project_in/out around the blocks
+                                    // (OPT word_embed_proj_dim)
+  static constexpr int64_t kPositionOffset = 2;
+
+  int64_t embedding_dim() const { return embed_dim > 0 ? embed_dim : dim; }
+  bool projects_embeddings() const { return embedding_dim() != dim; }
+  bool rotary() const { return !learned_positions; }
+  // Whether decoder linear `leaf` (wq, wk, wv, wo, w1, w2, w3) has a bias.
+  bool linear_has_bias(const std::string& leaf) const {
+    return linear_bias || (qkv_bias && (leaf == "wq" || leaf == "wk" || leaf == "wv"));
+  }
 
   int64_t head_dim() const { return explicit_head_dim > 0 ? explicit_head_dim : dim / n_heads; }
   std::string describe() const;  // one line for logs

@@ -238,7 +238,7 @@ TEST(HfLlama, WriteThenReadRoundTripsAndMatchesTheReferenceLayout) {
   LoadedCheckpoint extra = ck;
   extra.tensors["layers.0.attention.wq.s_in"] = torch::ones({4, 64});
   EXPECT_HAS(error_of([&] { write_hf_llama(dir + "/extra", extra); }),
-             "tensor 'layers.0.attention.wq.s_in' has no Hugging Face LLaMA name");
+             "tensor 'layers.0.attention.wq.s_in' has no Hugging Face name");
   LoadedCheckpoint missing = ck;
   missing.tensors.erase("layers.3.ffn_norm.weight");
   EXPECT_HAS(error_of([&] { write_hf_llama(dir + "/missing", missing); }), "'layers.3.ffn_norm.weight' is missing");

@@ -1,5 +1,5 @@
-// The LLaMA-like families (issue 16): Llama-3 rotary scaling, Qwen2 q/k/v biases, Qwen3 head_dim + q/k norms, Mistral
-// sliding window. Each family's real config.json (../shared/data/models/*), scaled down with every feature on, is
+// The families (issue 16): Llama-3 rotary scaling, Qwen2 q/k/v biases, Qwen3 head_dim + q/k norms, Mistral sliding
+// window, OPT (LayerNorm, learned positions, ReLU, biases; pre-LN OPT-125M and post-LN OPT-350M with projections). Each family's real config.json (../shared/data/models/*), scaled down with every feature on, is
 // written as a random-weight HF folder, loaded, and held to tests/reference/hf_reference.py (HF's formulas by hand in
 // Python/torch, float64); the KV-cache decode to the full forward; chunked attention (forward and backward) to the
 // plain one under a sliding window; a Qwen2/Qwen3 round trip through replacement, a few steps, our checkpoint files and
@@ -20,6 +20,7 @@
 #include "modules/io/safetensors.h"
 #include "modules/replace.h"
 #include "trainer/export/export.h"
+#include "trainer/losses.h"
 #include "tests/test_util.h"
 
 namespace bmos {
@@ -37,6 +38,16 @@ json real_config(const std::string& data, const std::string& model) {
 
 // The real config scaled down: 2 layers, hidden 64, 4 heads over 2 kv heads, a small vocabulary; family features on.
 json scaled(json j, const std::string& family) {
+  if (family.rfind("opt", 0) == 0) {  // OPT's keys; OPT-350M: embeddings 48 wide, projected to 64
+    j["hidden_size"] = 64;
+    j["ffn_dim"] = 96;
+    j["num_hidden_layers"] = 2;
+    j["num_attention_heads"] = 4;
+    j["vocab_size"] = 97;
+    j["max_position_embeddings"] = 64;
+    j["word_embed_proj_dim"] = j["word_embed_proj_dim"] == j["hidden_size"] ? 64 : 48;
+    return j;
+  }
   j["hidden_size"] = 64;
   j["intermediate_size"] = 96;
   j["num_hidden_layers"] = 2;
@@ -66,7 +77,9 @@ const Family kFamilies[] = {{"llama3", "llama-3.2-1b"},
                             {"llama3_untied", "llama-3.1-8b"},
                             {"qwen2", "qwen2.5-0.5b"},
                             {"qwen3", "qwen3-0.6b"},
-                            {"mistral", "mistral-7b-v0.1"}};
+                            {"mistral", "mistral-7b-v0.1"},
+                            {"opt", "opt-125m"},
+                            {"opt_postln", "opt-350m"}};
 
 // An HF folder of `j` with random fp32 weights; norms are 1 + noise, so a wrongly ordered q_norm/k_norm shows.
 void write_random_folder(const json& j, const std::string& dir, uint64_t seed) {
@@ -138,8 +151,19 @@ TEST(Families, RealConfigsParseWithTheirFeatures) {
   const LlamaConfig m = llama_config_from_hf_json(real_config(data, "mistral-7b-v0.1"), "mistral-7b-v0.1");
   EXPECT_EQ(m.sliding_window, 4096);
   EXPECT_EQ(m.family, "mistral");
+  const LlamaConfig o1 = llama_config_from_hf_json(real_config(data, "opt-125m"), "opt-125m");
+  EXPECT_TRUE(o1.layer_norm && o1.learned_positions && o1.relu_mlp && o1.linear_bias && o1.final_norm);
+  EXPECT_FALSE(o1.post_norm || o1.projects_embeddings());
+  EXPECT_TRUE(o1.tie_embeddings);
+  EXPECT_EQ(o1.bos_id, 2);
+  EXPECT_EQ(o1.hidden_dim, 3072);
+  const LlamaConfig o3 = llama_config_from_hf_json(real_config(data, "opt-350m"), "opt-350m");
+  EXPECT_TRUE(o3.post_norm);
+  EXPECT_FALSE(o3.final_norm);
+  EXPECT_EQ(o3.embedding_dim(), 512);
+  EXPECT_EQ(o3.dim, 1024);
   // Written back and read again: the same model (our checkpoint files and exports store config this way).
-  for (const LlamaConfig& c : {l32, q2, q3, m})
+  for (const LlamaConfig& c : {l32, q2, q3, m, o1, o3})
     EXPECT_EQ(llama_config_from_hf_json(llama_config_to_hf_json(c), "round trip").describe(), c.describe());
 }
 
@@ -235,20 +259,21 @@ TEST(Families, ChunkedAttentionWithSlidingWindowMatchesPlain) {
 }
 
 // ------------------------------------------------------- replacement -> steps -> checkpoint -> export -> packed
-TEST(Families, QwenRoundTripThroughCheckpointAndPackedExport) {
+TEST(Families, RoundTripThroughCheckpointAndPackedExport) {
   BMOS_FAMILY_CONFIGS(data);
   const std::string tmp = test::temp_dir("families_roundtrip");
   uint64_t seed = 40;
-  for (const Family& f : {Family{"qwen2", "qwen2.5-0.5b"}, Family{"qwen3", "qwen3-0.6b"}}) {
+  for (const Family& f : {Family{"qwen2", "qwen2.5-0.5b"}, Family{"qwen3", "qwen3-0.6b"}, Family{"opt", "opt-125m"},
+                          Family{"opt_postln", "opt-350m"}}) {
     SCOPED_TRACE(f.name);
     const std::string dir = tmp + "/" + f.name;
     write_random_folder(scaled(real_config(data, f.model), f.name), dir + "/hf", ++seed);
     Llama teacher = load_model(dir + "/hf").model;
     Llama student = load_model(dir + "/hf").model;
     const std::string wq = "layers.1.attention.wq";
-    const torch::Tensor fp_bias =
-        f.name == std::string("qwen2") ? std::dynamic_pointer_cast<FpLinearImpl>(student->get_linear(wq))->bias.clone()
-                                       : torch::Tensor();
+    const torch::Tensor fp_bias = f.name != std::string("qwen3")
+                                      ? std::dynamic_pointer_cast<FpLinearImpl>(student->get_linear(wq))->bias.clone()
+                                      : torch::Tensor();
     replace_linears(student, QuantSpec{});
     for (auto& p : student->parameters()) p.set_requires_grad(true);
     auto bq = std::dynamic_pointer_cast<BinaryMoSLinearImpl>(student->get_linear(wq));
@@ -258,11 +283,15 @@ TEST(Families, QwenRoundTripThroughCheckpointAndPackedExport) {
       EXPECT_TRUE(torch::equal(bq->bias, fp_bias)) << "the q bias did not survive replacement";
     }
 
-    // A few steps toward the teacher's logits: biases, norms and scales all move.
-    const torch::Tensor tokens = tokens_for(97, 24, seed);
-    torch::Tensor target;
+    // Text the teacher wrote (sampled), so perplexities are those of a language model on its own kind of text; then
+    // a few KD steps toward the teacher's logits: biases, norms and scales all move.
+    torch::Tensor tokens = tokens_for(97, 1, seed), target;
     {
       torch::NoGradGuard no_grad;
+      while (tokens.size(1) < 24) {
+        const torch::Tensor p = torch::softmax(teacher->forward(tokens).logits[0][-1] / 4.0, -1);
+        tokens = torch::cat({tokens, torch::multinomial(p, 1).unsqueeze(0)}, 1);
+      }
       target = teacher->forward(tokens).logits;
     }
     torch::optim::Adam opt(student->parameters(), torch::optim::AdamOptions(1e-3));
@@ -270,7 +299,7 @@ TEST(Families, QwenRoundTripThroughCheckpointAndPackedExport) {
     double first = 0, last = 0;
     for (int step = 0; step < 4; ++step) {
       opt.zero_grad();
-      const torch::Tensor loss = torch::mse_loss(student->forward(tokens).logits, target);
+      const torch::Tensor loss = kd_kl(student->forward(tokens).logits, target, 1.0);
       loss.backward();
       opt.step();
       (step == 0 ? first : last) = loss.item<double>();
@@ -296,12 +325,21 @@ TEST(Families, QwenRoundTripThroughCheckpointAndPackedExport) {
     LoadedModel packed = load_model(dir + "/out");
     EXPECT_EQ(packed.format, "packed");
     EXPECT_EQ(packed.model->config.describe(), student->config.describe());
-    const double rel = max_rel(packed.model->forward(tokens).logits, graph);
+    const torch::Tensor packed_logits = packed.model->forward(tokens).logits;
+    const double rel = max_rel(packed_logits, graph);
+    // Perplexity of the sequence's next tokens under each (the issue's yardstick: within 0.5%).
+    auto ppl = [&](const torch::Tensor& logits) {
+      const torch::Tensor lp = torch::log_softmax(logits[0].narrow(0, 0, 23), -1);
+      return std::exp(-lp.gather(1, tokens[0].narrow(0, 1, 23).unsqueeze(1)).mean().item<double>());
+    };
+    const double ppl_graph = ppl(graph), ppl_packed = ppl(packed_logits);
     std::printf("[families %s round trip] KD loss %.4g -> %.4g over 4 steps; checkpoint max |diff| %.1e; packed vs "
-                "graph logits max rel %.3e (export report: logits %.3e, worst layer %s %.3e)\n",
-                f.name, first, last, ck_diff, rel, report.logits_max_rel, report.worst_layer.c_str(),
-                report.worst_max_rel);
+                "graph logits max rel %.3e, perplexity %.4f vs %.4f (export report: logits %.3e, worst layer %s "
+                "%.3e)\n",
+                f.name, first, last, ck_diff, rel, ppl_packed, ppl_graph, report.logits_max_rel,
+                report.worst_layer.c_str(), report.worst_max_rel);
     EXPECT_LE(rel, 2e-5);
+    EXPECT_LE(std::abs(ppl_packed / ppl_graph - 1), 0.005);
   }
   fs::remove_all(tmp);
 }
@@ -332,6 +370,12 @@ TEST(Families, UnsupportedConfigsNameTheKey) {
   EXPECT_HAS(m, "key 'sliding_window'");
   m = error("qwen3-0.6b", [](json& j) { j["layer_types"] = {"full_attention", "sliding_attention"}; });
   EXPECT_HAS(m, "key 'layer_types'");
+  m = error("opt-125m", [](json& j) { j["activation_function"] = "gelu"; });
+  EXPECT_HAS(m, "cfg.json: key 'activation_function'");
+  m = error("opt-125m", [](json& j) { j["layer_norm_elementwise_affine"] = false; });
+  EXPECT_HAS(m, "key 'layer_norm_elementwise_affine'");
+  m = error("opt-350m", [](json& j) { j.erase("ffn_dim"); });
+  EXPECT_HAS(m, "key 'ffn_dim' is missing");
   // null sliding_window: no window
   EXPECT_EQ(llama_config_from_hf_json(
                 [&] {

@@ -78,20 +78,30 @@ MemoryPlan plan_memory(const JobConfig& job, const LlamaConfig& c, const PlanOpt
 
   // ---------------------------------------------------------------------------------------- parameters by name
   std::vector<std::pair<std::string, int64_t>> params;  // student parameters
-  params.emplace_back("tok_embeddings.weight", V * d);
-  if (!c.tie_embeddings) params.emplace_back("output.weight", V * d);
-  params.emplace_back("norm.weight", d);
+  const int64_t de = c.embedding_dim();
+  params.emplace_back("tok_embeddings.weight", V * de);
+  if (!c.tie_embeddings) params.emplace_back("output.weight", V * de);
+  if (c.learned_positions) params.emplace_back("pos_embeddings.weight", (c.max_seq_len + LlamaConfig::kPositionOffset) * d);
+  if (c.projects_embeddings()) {
+    params.emplace_back("project_in.weight", d * de);
+    params.emplace_back("project_out.weight", de * d);
+  }
+  auto norm = [&](const std::string& name, int64_t width) {
+    params.emplace_back(name + ".weight", width);
+    if (c.layer_norm) params.emplace_back(name + ".bias", width);
+  };
+  if (c.final_norm) norm("norm", d);
   for (int64_t i = 0; i < L; ++i) {
-    params.emplace_back("layers." + std::to_string(i) + ".attention_norm.weight", d);
-    params.emplace_back("layers." + std::to_string(i) + ".ffn_norm.weight", d);
+    norm("layers." + std::to_string(i) + ".attention_norm", d);
+    norm("layers." + std::to_string(i) + ".ffn_norm", d);
     for (const char* n : {"q_norm", "k_norm"})
-      if (c.qk_norm) params.emplace_back("layers." + std::to_string(i) + ".attention." + n + ".weight", c.head_dim());
+      if (c.qk_norm) norm("layers." + std::to_string(i) + ".attention." + n, c.head_dim());
   }
   int64_t scale_params = 0;
   const std::vector<LinearShape> linears = decoder_linear_shapes(c);
   for (const auto& l : linears) {
     params.emplace_back(l.name + ".weight", l.in * l.out);
-    if (l.bias) params.emplace_back(l.name + ".bias", l.out);  // Qwen2's q/k/v: kept FP by every layer kind
+    if (l.bias) params.emplace_back(l.name + ".bias", l.out);  // Qwen2's q/k/v, OPT's: kept FP by every layer kind
     if (job.quant.method == "binarymos" && matches_any(job.quant.layers, l.name)) {
       params.emplace_back(l.name + ".s_in", E * l.in);
       params.emplace_back(l.name + ".s_out", E * l.out);
@@ -119,7 +129,7 @@ MemoryPlan plan_memory(const JobConfig& job, const LlamaConfig& c, const PlanOpt
   p.micro_batch = job.train.batch_size / o.world;
   const double N = double(p.micro_batch) * job.data.seq_len, T = double(job.data.seq_len);
   double per_token = 0;
-  for (size_t i = 0; i < 7; ++i) {  // one block's
+  for (size_t i = 0; i < linears.size() / size_t(L); ++i) {  // one block's
     const LinearShape& l = linears[i];
     if (job.quant.method == "none" || !matches_any(job.quant.layers, l.name)) continue;
     per_token += job.quant.method == "binarymos" ? 2.0 * l.in + 2.0 * l.out + E : 2.0 * l.out;

@@ -13,6 +13,7 @@
 #include <glog/logging.h>
 #include <nlohmann/json.hpp>
 
+#include "modules/io/hf_key_table.h"
 #include "modules/io/safetensors.h"
 
 namespace bmos {
@@ -36,17 +37,6 @@ torch::Tensor permute_rotary_qk(const torch::Tensor& w, int64_t n_heads, RotaryD
 // -------------------------------------------------------------------------------------------------------- key table
 namespace {
 
-// Which rows a tensor's rotary reordering acts on: q heads, kv heads, or one head (Qwen3's q_norm/k_norm weights).
-enum class Rotary { kNone, kQ, kK, kHead };
-
-struct KeyRule {
-  const char* hf;         // "{}" = layer index
-  const char* canonical;  // idem
-  Rotary rotary;
-  std::function<std::vector<int64_t>(const LlamaConfig&)> shape;
-  bool (*present)(const LlamaConfig&) = nullptr;  // nullptr: in every config
-};
-
 bool has_qkv_bias(const LlamaConfig& c) { return c.qkv_bias; }
 bool has_qk_norm(const LlamaConfig& c) { return c.qk_norm; }
 
@@ -58,9 +48,9 @@ torch::Tensor rotary_layout(const torch::Tensor& t, Rotary rotary, const LlamaCo
   return permute_rotary_qk(t, heads, direction);
 }
 
-const std::vector<KeyRule>& key_table() {
+const FamilyKeys& llama_keys() {
   using C = LlamaConfig;
-  static const std::vector<KeyRule> table = {
+  static const FamilyKeys keys{"model.layers.", {
       {"model.embed_tokens.weight", "tok_embeddings.weight", Rotary::kNone,
        [](const C& c) { return std::vector<int64_t>{c.vocab_size, c.dim}; }},
       {"model.layers.{}.input_layernorm.weight", "layers.{}.attention_norm.weight", Rotary::kNone,
@@ -94,12 +84,14 @@ const std::vector<KeyRule>& key_table() {
       {"model.norm.weight", "norm.weight", Rotary::kNone, [](const C& c) { return std::vector<int64_t>{c.dim}; }},
       {"lm_head.weight", "output.weight", Rotary::kNone,
        [](const C& c) { return std::vector<int64_t>{c.vocab_size, c.dim}; }},
-  };
-  return table;
+  },
+  // Buffers older transformers versions saved beside the weights; recomputed by the model, so skipped.
+  {"model.layers.{}.self_attn.rotary_emb.inv_freq"},
+  [](const std::string& key) { return key; }};
+  return keys;
 }
 
-// Buffers older transformers versions saved beside the weights; recomputed by the model, so skipped.
-const char* const kIgnoredHfKeys[] = {"model.layers.{}.self_attn.rotary_emb.inv_freq"};
+const FamilyKeys& family_keys(const LlamaConfig& c) { return c.family == "opt" ? opt_keys() : llama_keys(); }
 
 // "model.layers.12.mlp.up_proj.weight" -> ("model.layers.{}.mlp.up_proj.weight", 12); layer -1 when there is none.
 std::pair<std::string, int64_t> split_layer(const std::string& key, const std::string& prefix) {
@@ -128,7 +120,7 @@ struct ExpectedKey {
 };
 std::vector<ExpectedKey> expected_keys(const LlamaConfig& c) {
   std::vector<ExpectedKey> out;
-  for (const auto& r : key_table()) {
+  for (const auto& r : family_keys(c).rules) {
     if (std::string(r.canonical) == "output.weight" && c.tie_embeddings) continue;
     if (r.present && !r.present(c)) continue;
     if (std::string(r.hf).find("{}") == std::string::npos) {
@@ -169,6 +161,7 @@ LlamaConfig llama_config_from_hf_json(const nlohmann::json& j, const std::string
     throw std::runtime_error(where + ": key '" + key + "' " + what);
   };
   if (!j.is_object()) throw std::runtime_error(where + ": expected a JSON object (a Hugging Face config.json)");
+  if (j.contains("model_type") && j["model_type"] == "opt") return opt_config_from_hf_json(j, where);
   auto get_int = [&](const char* key, const int64_t* fallback) -> int64_t {
     if (!j.contains(key) || j[key].is_null()) {
       if (!fallback) fail(key, "is missing (a LLaMA config.json needs it)");
@@ -195,7 +188,7 @@ LlamaConfig llama_config_from_hf_json(const nlohmann::json& j, const std::string
   if (j.contains("model_type")) {
     const auto& t = j["model_type"];
     if (!t.is_string() || (t != "llama" && t != "mistral" && t != "qwen2" && t != "qwen3"))
-      fail("model_type", "is " + t.dump() + "; supported: \"llama\", \"mistral\", \"qwen2\", \"qwen3\"");
+      fail("model_type", "is " + t.dump() + "; supported: \"llama\", \"mistral\", \"qwen2\", \"qwen3\", \"opt\"");
     c.family = t.get<std::string>();
   }
   if (j.contains("hidden_act") && j["hidden_act"] != "silu")
@@ -280,6 +273,7 @@ LlamaConfig llama_config_from_hf_json(const nlohmann::json& j, const std::string
 }
 
 nlohmann::json llama_config_to_hf_json(const LlamaConfig& c) {
+  if (c.family == "opt") return opt_config_to_hf_json(c);
   const char* architecture = c.family == "mistral" ? "MistralForCausalLM"
                              : c.family == "qwen2" ? "Qwen2ForCausalLM"
                              : c.family == "qwen3" ? "Qwen3ForCausalLM"
@@ -319,7 +313,7 @@ LlamaConfig read_hf_llama_into(const std::string& dir, torch::Dtype dtype, const
                                const std::function<void(const LlamaConfig&)>& prepare) {
   const fs::path root(dir);
   auto fail = [&](const std::string& what) -> void {
-    throw std::runtime_error("Hugging Face LLaMA folder '" + dir + "': " + what);
+    throw std::runtime_error("Hugging Face model folder '" + dir + "': " + what);
   };
   if (!fs::is_directory(root))
     fail(fs::exists(root) ? "is not a folder (expected a folder with config.json and model.safetensors)"
@@ -375,6 +369,7 @@ LlamaConfig read_hf_llama_into(const std::string& dir, torch::Dtype dtype, const
 
   // -------------------------------------------------------------------------------------------- tied or untied head
   // Decided from the key list, before any tensor is read, so the sink can be given a model of the right shape.
+  const FamilyKeys& keys = family_keys(config);
   const bool has_head = where.count("lm_head.weight") != 0;
   if (!config_tied && !has_head) {
     LOG(WARNING) << dir << ": config.json has tie_word_embeddings=false (or absent) but there is no lm_head.weight; "
@@ -387,12 +382,12 @@ LlamaConfig read_hf_llama_into(const std::string& dir, torch::Dtype dtype, const
   std::set<std::string> seen;
   torch::Tensor embeddings, tied_head;  // compared when the config ties them but the file has both
   for (const auto& [key, file] : where) {
-    const auto [pattern, layer] = split_layer(key, "model.layers.");
+    const auto [pattern, layer] = split_layer(keys.normalize(key), keys.layer_prefix);
     bool ignored = false;
-    for (const char* ig : kIgnoredHfKeys) ignored |= pattern == ig;
+    for (const auto& ig : keys.ignored) ignored |= pattern == ig;
     if (ignored) continue;
     const KeyRule* rule = nullptr;
-    for (const auto& r : key_table())
+    for (const auto& r : keys.rules)
       if (pattern == r.hf && (!r.present || r.present(config))) rule = &r;
     if (!rule)
       fail("unknown tensor '" + key + "' in '" + file->path() +
@@ -452,7 +447,7 @@ LoadedCheckpoint read_hf_llama(const std::string& dir) {
 // ----------------------------------------------------------------------------------------------------------- writer
 void write_hf_llama(const std::string& dir, const LoadedCheckpoint& ck) {
   auto fail = [&](const std::string& what) -> void {
-    throw std::runtime_error("writing Hugging Face LLaMA folder '" + dir + "': " + what);
+    throw std::runtime_error("writing Hugging Face model folder '" + dir + "': " + what);
   };
   try {
     ck.config.validate();
@@ -476,7 +471,7 @@ void write_hf_llama(const std::string& dir, const LoadedCheckpoint& ck) {
     for (const auto& e : expected_keys(ck.config)) known.insert(e.canonical);
     for (const auto& [name, t] : ck.tensors)
       if (!known.count(name))
-        fail("tensor '" + name + "' has no Hugging Face LLaMA name (a quantized layer? export it with bmos export)");
+        fail("tensor '" + name + "' has no Hugging Face name (a quantized layer? export it with bmos export)");
   }
   std::error_code ec;
   fs::create_directories(dir, ec);

@@ -61,7 +61,9 @@ RandomModelReport write_random_hf_model(const nlohmann::json& config_json, const
         [&](size_t i) {
           const SafetensorsInfo& info = layout[i];
           torch::NoGradGuard no_grad;
-          if (info.name.find("norm") != std::string::npos) return torch::ones(info.shape, torch::kBFloat16);
+          if (info.name.find("norm") != std::string::npos)  // norm gains 1, LayerNorm biases 0
+            return info.name.rfind(".bias") == info.name.size() - 5 ? torch::zeros(info.shape, torch::kBFloat16)
+                                                                    : torch::ones(info.shape, torch::kBFloat16);
           at::Generator gen = at::detail::createCPUGenerator(o.seed * 1000003ull + position.at(info.name));
           return at::normal(0.0, stddev, info.shape, gen).to(torch::kBFloat16);
         },

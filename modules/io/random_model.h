@@ -1,4 +1,4 @@
-// Real-shape models without downloads: a Hugging Face LLaMA folder of a given config.json with random weights, so
+// Real-shape models without downloads: a Hugging Face model folder of a given config.json with random weights, so
 // memory and speed claims can be tested at 1B-8B shapes (`bmos init-model --like CONFIG.json --out DIR`).
 #pragma once
 

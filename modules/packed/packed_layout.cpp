@@ -80,13 +80,13 @@ std::vector<LinearShape> decoder_linear_shapes(const LlamaConfig& c) {
   std::vector<LinearShape> out;
   for (int64_t i = 0; i < c.n_layers; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
-    out.push_back({p + "attention.wq", c.dim, q, c.qkv_bias});
-    out.push_back({p + "attention.wk", c.dim, kv, c.qkv_bias});
-    out.push_back({p + "attention.wv", c.dim, kv, c.qkv_bias});
-    out.push_back({p + "attention.wo", q, c.dim});
-    out.push_back({p + "feed_forward.w1", c.dim, c.hidden_dim});
-    out.push_back({p + "feed_forward.w2", c.hidden_dim, c.dim});
-    out.push_back({p + "feed_forward.w3", c.dim, c.hidden_dim});
+    out.push_back({p + "attention.wq", c.dim, q, c.linear_has_bias("wq")});
+    out.push_back({p + "attention.wk", c.dim, kv, c.linear_has_bias("wk")});
+    out.push_back({p + "attention.wv", c.dim, kv, c.linear_has_bias("wv")});
+    out.push_back({p + "attention.wo", q, c.dim, c.linear_has_bias("wo")});
+    out.push_back({p + "feed_forward.w1", c.dim, c.hidden_dim, c.linear_has_bias("w1")});
+    out.push_back({p + "feed_forward.w2", c.hidden_dim, c.dim, c.linear_has_bias("w2")});
+    if (!c.relu_mlp) out.push_back({p + "feed_forward.w3", c.dim, c.hidden_dim, c.linear_has_bias("w3")});
   }
   return out;
 }
@@ -102,11 +102,15 @@ std::vector<PackedTensor> packed_tensor_plan(const LlamaConfig& c, const PackedQ
   std::vector<PackedTensor> plan;
   auto embedding = [&](const std::string& name) {
     if (q.embedding_bits == 8) {
-      plan.push_back({name + ".weight", {c.vocab_size, c.dim}, "I8"});
+      plan.push_back({name + ".weight", {c.vocab_size, c.embedding_dim()}, "I8"});
       plan.push_back({name + ".weight_scale", {c.vocab_size}, q.scale_dtype});
     } else {
-      plan.push_back({name + ".weight", {c.vocab_size, c.dim}, q.fp_dtype});
+      plan.push_back({name + ".weight", {c.vocab_size, c.embedding_dim()}, q.fp_dtype});
     }
+  };
+  auto norm = [&](const std::string& name, int64_t width) {
+    plan.push_back({name + ".weight", {width}, q.fp_dtype});
+    if (c.layer_norm) plan.push_back({name + ".bias", {width}, q.fp_dtype});
   };
   const std::vector<LinearShape> linears = decoder_linear_shapes(c);
   size_t used = 0;
@@ -133,19 +137,23 @@ std::vector<PackedTensor> packed_tensor_plan(const LlamaConfig& c, const PackedQ
   };
 
   embedding("tok_embeddings");
+  if (c.learned_positions)
+    plan.push_back({"pos_embeddings.weight", {c.max_seq_len + LlamaConfig::kPositionOffset, c.dim}, q.fp_dtype});
+  if (c.projects_embeddings()) plan.push_back({"project_in.weight", {c.dim, c.embedding_dim()}, q.fp_dtype});
   size_t next = 0;
   for (int64_t i = 0; i < c.n_layers; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
-    plan.push_back({p + "attention_norm.weight", {c.dim}, q.fp_dtype});
+    norm(p + "attention_norm", c.dim);
     for (int k = 0; k < 4; ++k) linear(linears[next++]);
     if (c.qk_norm) {
-      plan.push_back({p + "attention.q_norm.weight", {c.head_dim()}, q.fp_dtype});
-      plan.push_back({p + "attention.k_norm.weight", {c.head_dim()}, q.fp_dtype});
+      norm(p + "attention.q_norm", c.head_dim());
+      norm(p + "attention.k_norm", c.head_dim());
     }
-    plan.push_back({p + "ffn_norm.weight", {c.dim}, q.fp_dtype});
-    for (int k = 0; k < 3; ++k) linear(linears[next++]);
+    norm(p + "ffn_norm", c.dim);
+    for (int k = 0; k < (c.relu_mlp ? 2 : 3); ++k) linear(linears[next++]);
   }
-  plan.push_back({"norm.weight", {c.dim}, q.fp_dtype});
+  if (c.final_norm) norm("norm", c.dim);
+  if (c.projects_embeddings()) plan.push_back({"project_out.weight", {c.embedding_dim(), c.dim}, q.fp_dtype});
   if (!c.tie_embeddings) embedding("output");
   if (used != packed.size()) {
     for (const auto& [name, spec] : packed) {
@@ -170,11 +178,20 @@ int64_t payload_bytes(const std::vector<PackedTensor>& plan) {
 }
 
 int64_t fp_model_params(const LlamaConfig& c) {
-  int64_t n = c.vocab_size * c.dim * (c.tie_embeddings ? 1 : 2) + c.dim;  // embeddings (+ head), final norm
-  n += c.n_layers * 2 * c.dim;                                            // attention_norm, ffn_norm
-  if (c.qk_norm) n += c.n_layers * 2 * c.head_dim();                      // q_norm, k_norm
+  const int64_t norm = c.layer_norm ? 2 : 1;                                   // weight (+ bias) per channel
+  int64_t n = c.vocab_size * c.embedding_dim() * (c.tie_embeddings ? 1 : 2);  // embeddings (+ head)
+  if (c.final_norm) n += norm * c.dim;
+  if (c.learned_positions) n += (c.max_seq_len + LlamaConfig::kPositionOffset) * c.dim;
+  if (c.projects_embeddings()) n += 2 * c.dim * c.embedding_dim();            // project_in, project_out
+  n += c.n_layers * 2 * norm * c.dim;                                          // attention_norm, ffn_norm
+  if (c.qk_norm) n += c.n_layers * 2 * c.head_dim();                           // q_norm, k_norm
   for (const auto& l : decoder_linear_shapes(c)) n += l.in * l.out + (l.bias ? l.out : 0);
   return n;
+}
+
+bool stored_by_name(const std::string& name) {
+  return name.find("norm.") != std::string::npos || name.rfind("pos_embeddings.", 0) == 0 ||
+         name.rfind("project_in.", 0) == 0 || name.rfind("project_out.", 0) == 0;
 }
 
 }  // namespace bmos

@@ -8,11 +8,13 @@
 //                      "embedding_bits"}
 //   model.safetensors  tensors under our canonical names (modules/io/state_dict.h; rotary rows interleaved as in
 //                      llama2.c, not Hugging Face's rotate-half order), in this order:
-//     tok_embeddings.weight          (vocab, dim)       fp_dtype; or I8 when embedding_bits == 8, with
+//     tok_embeddings.weight          (vocab, embedding_dim)  fp_dtype; or I8 when embedding_bits == 8, with
 //     tok_embeddings.weight_scale    (vocab)            scale_dtype   (row r = weight[r] * weight_scale[r])
+//     pos_embeddings.weight          (max_seq_len + 2, dim)   fp_dtype, only with learned positions (OPT)
+//     project_in.weight              (dim, embedding_dim)     fp_dtype, only when embedding_dim != dim (OPT-350M)
 //     per block i:
-//       layers.i.attention_norm.weight (dim)            fp_dtype
-//       for each of attention.wq wk wv wo, then ffn_norm.weight, then feed_forward.w1 w2 w3:
+//       layers.i.attention_norm.weight (dim) [+ .bias with LayerNorm]    fp_dtype
+//       for each of attention.wq wk wv wo, then ffn_norm.weight [+ .bias], then feed_forward.w1 w2 [w3]:
 //         a packed BinaryMoS linear   <name>.qweight (out, words_per_row(in)) U32   sign bits, kernels/packed_format.h
 //                                     <name>.s_in    (E, in)                  scale_dtype
 //                                     <name>.s_out   (E, out)                 scale_dtype
@@ -20,8 +22,9 @@
 //                                     <name>.bias    (out), only if it has one fp_dtype
 //         a packed Sign linear        <name>.qweight, <name>.scale (out) scale_dtype [, <name>.bias]
 //         a linear left FP            <name>.weight  (out, in)                fp_dtype
-//     norm.weight                    (dim)              fp_dtype
-//     output.weight [+ weight_scale] (vocab, dim)       as tok_embeddings; absent when tie_word_embeddings
+//     norm.weight [+ .bias]          (dim)              fp_dtype; absent without a final norm (post-LN OPT)
+//     project_out.weight             (embedding_dim, dim)     fp_dtype, only when embedding_dim != dim
+//     output.weight [+ weight_scale] (vocab, embedding_dim)   as tok_embeddings; absent when tie_word_embeddings
 //   the tokenizer file, copied from the checkpoint.
 // Readers refuse any other format_version or bit_order.
 #pragma once
@@ -88,5 +91,8 @@ std::map<std::string, PackedLayerSpec> all_linears_packed(const LlamaConfig& c, 
 int64_t payload_bytes(const std::vector<PackedTensor>& plan);
 // Parameters of the full-precision model of this config (what fp16 sizes are measured against).
 int64_t fp_model_params(const LlamaConfig& c);
+// Whether a model parameter is stored in fp_dtype under its own name, as it is in the model: norms (weight, bias),
+// OPT's learned positions and embedding projections. (Not the decoder linears, embeddings or head.)
+bool stored_by_name(const std::string& parameter);
 
 }  // namespace bmos

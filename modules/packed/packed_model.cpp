@@ -135,10 +135,8 @@ PackedModel load_packed_model(const std::string& dir) {
   };
   model->tok_embeddings->weight.copy_(embedding("tok_embeddings"));
   if (model->output) std::dynamic_pointer_cast<FpLinearImpl>(model->output)->weight.copy_(embedding("output"));
-  for (auto& p : model->named_parameters()) {  // attention_norm, ffn_norm, norm (q_norm, k_norm)
-    const std::string& name = p.key();
-    if (name.find("norm.weight") != std::string::npos) p.value().copy_(file.load_float(name));
-  }
+  for (auto& p : model->named_parameters())  // norms, OPT's positions and projections
+    if (stored_by_name(p.key())) p.value().copy_(file.load_float(p.key()));
   for (auto& p : model->parameters()) p.set_requires_grad(false);
   model->eval();
   out.model = model;

@@ -1,13 +1,16 @@
 #!/usr/bin/python3
-"""Logits of a Hugging Face LLaMA-like folder (llama, mistral, qwen2, qwen3), written out by hand from transformers'
-modeling code (no transformers import): the independent reference tests/test_families.cpp holds our C++ model to.
+"""Logits of a Hugging Face LLaMA-like (llama, mistral, qwen2, qwen3) or OPT folder, written out by hand from
+transformers' modeling code (no transformers import): the independent reference tests/test_families.cpp holds our C++
+model to. Weights from model.safetensors, else pytorch_model.bin (torch.load).
 
     /usr/bin/python3 tests/reference/hf_reference.py MODEL_DIR TOKENS_FILE OUT_FILE
 
 TOKENS_FILE: token ids separated by whitespace (one sequence). OUT_FILE: the logits (T, vocab) as raw little-endian
 float32. Computed in float64 (HF's formulas: rotate-half RoPE with its inv_freq and llama3 scaling, RMSNorm,
-repeat_kv GQA, causal + sliding-window mask, SwiGLU MLP).
+repeat_kv GQA, causal + sliding-window mask, SwiGLU MLP; OPT: learned positions at offset 2, LayerNorm, pre- or
+post-LN (do_layer_norm_before), ReLU fc1/fc2, biases, project_in/out, final_layer_norm only in pre-LN models).
 """
+import os
 import json
 import math
 import struct
@@ -32,6 +35,68 @@ def read_safetensors(path):
         t = torch.frombuffer(raw, dtype=DTYPES[info["dtype"]]) if raw else torch.empty(0, dtype=DTYPES[info["dtype"]])
         out[name] = t.reshape(info["shape"]).to(torch.float64)
     return out
+
+
+def read_weights(model_dir):
+    if os.path.exists(model_dir + "/model.safetensors"):
+        return read_safetensors(model_dir + "/model.safetensors")
+    sd = torch.load(model_dir + "/pytorch_model.bin", map_location="cpu")
+    return {k: v.to(torch.float64) for k, v in sd.items()}
+
+
+def layer_norm(x, w, b, eps=1e-5):  # nn.LayerNorm
+    mu = x.mean(-1, keepdim=True)
+    var = (x - mu).pow(2).mean(-1, keepdim=True)
+    return (x - mu) / torch.sqrt(var + eps) * w + b
+
+
+def causal_mask(T, window=None):
+    i = torch.arange(T).unsqueeze(1)
+    j = torch.arange(T).unsqueeze(0)
+    allowed = j <= i
+    if window is not None:
+        allowed = allowed & (j > i - window)
+    return torch.zeros(T, T, dtype=torch.float64).masked_fill(~allowed, float("-inf"))
+
+
+def opt_logits(cfg, w, tokens):  # OPTForCausalLM (modeling_opt.py)
+    w = {("model." + k if k.startswith("decoder.") else k): v for k, v in w.items()}
+    T = tokens.numel()
+    D, H = cfg["hidden_size"], cfg["num_attention_heads"]
+    hd = D // H
+    pre = cfg.get("do_layer_norm_before", True)
+    d = "model.decoder."
+    x = w[d + "embed_tokens.weight"][tokens]
+    if d + "project_in.weight" in w:
+        x = x @ w[d + "project_in.weight"].T
+    x = x + w[d + "embed_positions.weight"][torch.arange(T) + 2]  # OPTLearnedPositionalEmbedding's offset
+    mask = causal_mask(T)
+
+    def lin(h, name):
+        return h @ w[name + ".weight"].T + w[name + ".bias"]
+
+    for l in range(cfg["num_hidden_layers"]):
+        p = d + "layers.%d." % l
+        residual = x
+        h = layer_norm(x, w[p + "self_attn_layer_norm.weight"], w[p + "self_attn_layer_norm.bias"]) if pre else x
+        q = (lin(h, p + "self_attn.q_proj") * hd ** -0.5).view(T, H, hd).transpose(0, 1)
+        k = lin(h, p + "self_attn.k_proj").view(T, H, hd).transpose(0, 1)
+        v = lin(h, p + "self_attn.v_proj").view(T, H, hd).transpose(0, 1)
+        a = torch.softmax(q @ k.transpose(1, 2) + mask, dim=-1) @ v
+        x = residual + lin(a.transpose(0, 1).reshape(T, D), p + "self_attn.out_proj")
+        if not pre:
+            x = layer_norm(x, w[p + "self_attn_layer_norm.weight"], w[p + "self_attn_layer_norm.bias"])
+        residual = x
+        h = layer_norm(x, w[p + "final_layer_norm.weight"], w[p + "final_layer_norm.bias"]) if pre else x
+        x = residual + lin(torch.relu(lin(h, p + "fc1")), p + "fc2")
+        if not pre:
+            x = layer_norm(x, w[p + "final_layer_norm.weight"], w[p + "final_layer_norm.bias"])
+    if pre and not cfg.get("_remove_final_layer_norm", False):
+        x = layer_norm(x, w[d + "final_layer_norm.weight"], w[d + "final_layer_norm.bias"])
+    if d + "project_out.weight" in w:
+        x = x @ w[d + "project_out.weight"].T
+    head = w["lm_head.weight"] if "lm_head.weight" in w else w[d + "embed_tokens.weight"]
+    return x @ head.T
 
 
 def rms_norm(x, w, eps):  # LlamaRMSNorm / Qwen2RMSNorm / Qwen3RMSNorm
@@ -66,9 +131,12 @@ def main():
     with open(model_dir + "/config.json") as f:
         cfg = json.load(f)
     family = cfg.get("model_type", "llama")
-    w = read_safetensors(model_dir + "/model.safetensors")
+    w = read_weights(model_dir)
     with open(tokens_file) as f:
         tokens = torch.tensor([int(t) for t in f.read().split()], dtype=torch.int64)
+    if family == "opt":
+        write_logits(opt_logits(cfg, w, tokens), out_file)
+        return
     T = tokens.numel()
     D, H = cfg["hidden_size"], cfg["num_attention_heads"]
     KVH = cfg.get("num_key_value_heads", H)
@@ -85,12 +153,7 @@ def main():
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos(), emb.sin()  # (T, hd); attention_scaling 1.0 for default and llama3
 
-    i = torch.arange(T).unsqueeze(1)
-    j = torch.arange(T).unsqueeze(0)
-    allowed = j <= i
-    if window is not None:
-        allowed = allowed & (j > i - window)
-    mask = torch.zeros(T, T, dtype=torch.float64).masked_fill(~allowed, float("-inf"))
+    mask = causal_mask(T, window)
 
     x = w["model.embed_tokens.weight"][tokens]  # (T, D)
     for l in range(cfg["num_hidden_layers"]):
@@ -122,9 +185,12 @@ def main():
         x = x + (torch.nn.functional.silu(gate) * up) @ w[p + "mlp.down_proj.weight"].T
     x = rms_norm(x, w["model.norm.weight"], eps)
     head = w["lm_head.weight"] if "lm_head.weight" in w else w["model.embed_tokens.weight"]
-    logits = (x @ head.T).to(torch.float32).contiguous()
+    write_logits(x @ head.T, out_file)
+
+
+def write_logits(logits, out_file):
     with open(out_file, "wb") as f:
-        f.write(logits.numpy().tobytes())
+        f.write(logits.to(torch.float32).contiguous().numpy().tobytes())
 
 
 if __name__ == "__main__":

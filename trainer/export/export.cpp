@@ -78,7 +78,7 @@ std::map<std::string, torch::Tensor> export_tensors(Llama& model, const PackedQu
     embedding("output", head->weight);
   }
   for (const auto& p : model->named_parameters())
-    if (p.key().find("norm.weight") != std::string::npos) t[p.key()] = p.value();
+    if (stored_by_name(p.key())) t[p.key()] = p.value();
   for (const auto& name : model->linear_names()) {
     auto l = model->get_linear(name);
     if (!packed.count(name)) {
