@@ -9,8 +9,9 @@ std::string LlamaConfig::describe() const {
   std::ostringstream s;
   s << (family == "opt" ? "OPT" : "LLaMA") << " dim=" << dim << " hidden_dim=" << hidden_dim << " n_layers=" << n_layers << " n_heads=" << n_heads
     << " n_kv_heads=" << n_kv_heads << " head_dim=" << (n_heads > 0 ? head_dim() : 0) << " vocab=" << vocab_size
-    << " max_seq_len=" << max_seq_len << " norm_eps=" << norm_eps << " rope_theta=" << rope_theta
-    << (tie_embeddings ? " tied-head" : " untied-head") << " bos=" << bos_id << " eos=" << eos_id;
+    << " max_seq_len=" << max_seq_len << " norm_eps=" << norm_eps;
+  if (rotary()) s << " rope_theta=" << rope_theta;
+  s << (tie_embeddings ? " tied-head" : " untied-head") << " bos=" << bos_id << " eos=" << eos_id;
   if (family != "llama") s << " family=" << family;
   if (qkv_bias) s << " qkv-bias";
   if (qk_norm) s << " qk-norm";

@@ -18,7 +18,10 @@
 #include "data/tokenizers/llama3_pretokenizer.h"
 #include "data/tokenizers/tokenizer.h"
 #include "data/tokenizers/unicode_nfc.h"
+#include "data/eval/tasks.h"
 #include "tests/test_util.h"
+#include "trainer/eval/eval_prompts.h"
+#include "trainer/eval/eval_zeroshot.h"
 
 namespace fs = std::filesystem;
 using Strings = std::vector<std::string>;
@@ -147,6 +150,41 @@ TEST(TokenizerFamilies, EncodeWikiText2) {
 
 // Expected pieces: JavaScript's regex engine (node 20) on the same patterns, (?i:...) spelled as classes ('[sS\u017F]:
 // the engines fold U+017F long s to s).
+// Zero-shot requests of the real task files through each BPE family (lm-eval 0.3: context and continuation encoded
+// separately, no BOS): the continuation's leading space stays on its first token (byte-level BPE's "Ġword" or a
+// lone space, never dropped or moved to the context), the context is encode(context) exactly, and how often the
+// separate encoding equals encoding the joined text is reported.
+TEST(TokenizerFamilies, ZeroShotContinuationsKeepTheirLeadingSpace) {
+  BMOS_REQUIRE_DATA(models, "models");
+  BMOS_REQUIRE_DATA(tasks, "tasks");
+  for (const Family& fam : families()) {
+    if (fam.kind != "gpt2") continue;
+    SCOPED_TRACE(fam.name);
+    const auto tok = bmos::load_tokenizer(models + "/" + fam.name);
+    int64_t requests = 0, joint_equal = 0;
+    for (const std::string& task : bmos::zero_shot_task_names()) {
+      for (const auto& record : bmos::read_task(task, tasks, 25)) {
+        for (const auto& r : bmos::harness_prompt(task, record).requests) {
+          const bmos::TokenRequest t = bmos::tokenize_request(*tok, r);
+          ASSERT_EQ(t.context, tok->encode(r.context)) << "context: " << r.context;
+          ASSERT_EQ(r.continuation.substr(0, 1), " ") << task << ": harness continuations start with a space";
+          const std::string first = tok->decode({t.continuation.front()});
+          ASSERT_EQ(first.substr(0, 1), " ") << task << ": continuation '" << r.continuation << "' starts with token "
+                                             << t.continuation.front() << " = '" << first << "'";
+          std::vector<int32_t> both = t.context;
+          both.insert(both.end(), t.continuation.begin(), t.continuation.end());
+          joint_equal += both == tok->encode(r.context + r.continuation);
+          ++requests;
+        }
+      }
+    }
+    std::printf("[zero-shot %s] %lld requests (25 items of each task): continuation keeps its leading space in all; "
+                "separate encoding equals the joined text's in %.1f%%\n",
+                fam.name.c_str(), static_cast<long long>(requests), 100.0 * joint_equal / std::max<int64_t>(requests, 1));
+    EXPECT_GT(requests, 300);
+  }
+}
+
 TEST(TokenizerFamilies, Llama3AndQwen2PreTokenizers) {
   struct Case {
     std::string text;
