@@ -11,7 +11,9 @@ struct DataSource {
   std::string name;                  // data.sources[i].name
   std::string format = "text";       // data.sources[i].format   text | jsonl | jsonl.gz (json lines with "text")
   std::vector<std::string> files;    // data.sources[i].files
-  double weight = 1.0;               // data.sources[i].weight   share of training blocks
+  double weight = 1.0;               // data.sources[i].weight   share of training blocks, or "size" (kWeightBySize):
+                                     //   the source's blocks, so sources mix as if concatenated (the paper's data)
+  static constexpr double kWeightBySize = -1.0;
   std::string text_key = "text";     // data.sources[i].text_key
   std::string doc_split = "line";    // data.sources[i].doc_split (format text) line | blank_line | file
   bool skip_bad_lines = false;       // data.sources[i].skip_bad_lines  count and skip malformed json lines

@@ -58,20 +58,18 @@ std::vector<int64_t> block_permutation(int64_t n, uint64_t seed, const std::stri
 MixtureStream::MixtureStream(const std::vector<PreparedSource>& sources, const StreamOptions& options, uint64_t seed)
     : opt_(options), seed_(seed) {
   if (sources.empty()) throw std::runtime_error("the training stream needs at least one data source");
-  double total = 0;
-  for (const auto& s : sources) {
-    if (!(s.weight >= 0)) throw std::runtime_error("source '" + s.name + "' has a negative weight");
-    total += s.weight;
-  }
-  if (!(total > 0)) throw std::runtime_error("every data source has weight 0: give at least one a positive weight");
+  for (const auto& s : sources)
+    if (!(s.weight >= 0) && s.weight != DataSource::kWeightBySize)
+      throw std::runtime_error("source '" + s.name + "' has a negative weight");
   char buf[96];
   std::snprintf(buf, sizeof buf, "seq_len=%lld bos=%d eos=%d seed=%llu", static_cast<long long>(opt_.seq_len),
                 opt_.add_bos ? opt_.bos_id : -1, opt_.add_eos ? opt_.eos_id : -1,
                 static_cast<unsigned long long>(seed));
   cursor_.stream = buf;
   const SourceStream* first = nullptr;  // the first opened source: every other must share its tokenizer
+  std::vector<double> weights;          // as given, "size" replaced by the source's blocks
+  double total = 0;
   for (const auto& s : sources) {
-    weights_.push_back(s.weight / total);
     if (s.weight == 0) {
       sources_.push_back(nullptr);  // never drawn, never opened
     } else {
@@ -81,9 +79,16 @@ MixtureStream::MixtureStream(const std::vector<PreparedSource>& sources, const S
         throw std::runtime_error("source '" + s.name + "' was tokenized with another tokenizer than source '" +
                                  first->name() + "'; prepare all sources with the job's tokenizer");
     }
-    std::snprintf(buf, sizeof buf, "%.6g", s.weight / total);
+    weights.push_back(s.weight == DataSource::kWeightBySize ? double(sources_.back()->num_blocks()) : s.weight);
+    total += weights.back();
+  }
+  if (!(total > 0)) throw std::runtime_error("every data source has weight 0: give at least one a positive weight");
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const PreparedSource& s = sources[i];
+    weights_.push_back(weights[i] / total);
+    std::snprintf(buf, sizeof buf, "%.6g", weights[i] / total);
     cursor_.stream += " | " + s.name + " w=" + buf + " blocks=" +
-                      std::to_string(sources_.back() ? sources_.back()->num_blocks() : 0);
+                      std::to_string(sources_[i] ? sources_[i]->num_blocks() : 0);
   }
   cursor_.served.assign(sources.size(), 0);
   perm_epoch_.assign(sources.size(), -1);

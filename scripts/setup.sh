@@ -3,8 +3,10 @@
 set -euo pipefail
 PKGS=(cmake ninja-build g++ libtorch-dev libyaml-cpp-dev libhdf5-dev libgflags-dev libgoogle-glog-dev libgtest-dev
       libbenchmark-dev libsentencepiece-dev nlohmann-json3-dev libopenblas0-pthread
-      libbz2-dev bzip2 zlib1g-dev libtcmalloc-minimal4 libgloo-dev bible-kjv python3-torch)  # bible-kjv: the quickstart's English text; tcmalloc:
-      # see CMakeLists.txt; python3-torch: tests/reference/hf_reference.py (test_families)
+      libbz2-dev bzip2 zlib1g-dev libtcmalloc-minimal4 libgloo-dev bible-kjv python3-torch
+      python3-protobuf protobuf-compiler)  # bible-kjv: the quickstart's English text; tcmalloc:
+      # see CMakeLists.txt; python3-torch: tests/reference/hf_reference.py (test_families); python3-protobuf and
+      # protobuf-compiler: tests/reference/read_tfevents.py, the independent TensorBoard reader (test_tensorboard)
 # --experiments: also what experiments/ needs (jq for the run summaries, gnuplot for the plots).
 [ "${1:-}" = "--experiments" ] && PKGS+=(jq gnuplot-nox)
 missing=()

@@ -21,7 +21,7 @@ check() {  # folder, allowed include prefixes (regex), what the rule is
 }
 check kernels 'kernels/' "kernels/ includes only kernels/"
 check data 'data/|sentencepiece_abi\.h' "data/ includes only data/ (the job file is translated in trainer/job/)"
-check modules 'modules/|kernels/' "modules/ includes only modules/ and kernels/"
+check modules 'modules/|kernels/|bmos_build_info\.h' "modules/ includes only modules/ and kernels/ (and the build's generated bmos_build_info.h)"
 hits=$(grep -rnE '^#include "trainer/cli/' trainer --include='*.h' --include='*.cpp' | grep -v '^trainer/cli/' || true)
 if [ -n "$hits" ]; then echo "layout: only trainer/cli/ includes trainer/cli/:"; echo "$hits"; bad=1; fi
 hits=$(grep -rnE '\bFLAGS_[a-z]' trainer data modules kernels --include='*.h' --include='*.cpp' | grep -v '^trainer/cli/' || true)

@@ -348,8 +348,11 @@ TEST(HfLlama, BadFoldersGiveErrorsNamingTheKey) {
   fs::create_directories(empty);
   write_config(empty, hf);
   std::ofstream(empty + "/pytorch_model.bin") << "x";
+  EXPECT_HAS(error_of([&] { read_hf_llama(empty); }), "weightless/pytorch_model.bin': not a zip archive");
+  fs::remove(empty + "/pytorch_model.bin");
   EXPECT_HAS(error_of([&] { read_hf_llama(empty); }),
-             "has neither model.safetensors nor model.safetensors.index.json (found: ");
+             "has none of model.safetensors, model.safetensors.index.json, pytorch_model.bin, "
+             "pytorch_model.bin.index.json (found: config.json)");
   EXPECT_HAS(error_of([&] { read_hf_llama(root + "/nowhere"); }), "does not exist");
 }
 

@@ -103,6 +103,19 @@ TEST(SourceStream, BlocksEqualTheConcatenatedReference) {
   }
 }
 
+// weight "size": each source's share is its share of all blocks, as if the corpora were concatenated.
+TEST(MixtureStream, SizeWeightsMixAsConcatenatedCorpora) {
+  const auto t = two_sources("mixture_size", bmos::DataSource::kWeightBySize, bmos::DataSource::kWeightBySize);
+  bmos::MixtureStream stream(t.sources, options(32), 42);
+  const int64_t na = stream.source(0).num_blocks(), nb = stream.source(1).num_blocks();
+  int64_t from_a = 0;
+  for (int64_t k = 0; k < (na + nb) / 8; ++k)
+    for (int32_t s : stream.next_batch(8).source) from_a += s == 0;
+  const double want = double(na) / double(na + nb) * double((na + nb) / 8 * 8);
+  EXPECT_NEAR(double(from_a), want, 1.0) << na << " + " << nb << " blocks";
+  EXPECT_NE(stream.cursor().stream.find("blocks=" + std::to_string(na)), std::string::npos) << stream.cursor().stream;
+}
+
 TEST(MixtureStream, HitsItsWeightsOver1000Blocks) {
   const auto t = two_sources("mixture_weights", 0.7, 0.3);
   bmos::MixtureStream stream(t.sources, options(32), 42);

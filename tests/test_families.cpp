@@ -18,9 +18,12 @@
 #include "modules/io/model_files.h"
 #include "modules/io/model_loader.h"
 #include "modules/io/safetensors.h"
+#include "modules/packed/packed_layout.h"
 #include "modules/replace.h"
 #include "trainer/export/export.h"
+#include "trainer/job/job_config.h"
 #include "trainer/losses.h"
+#include "trainer/plan.h"
 #include "tests/test_util.h"
 
 namespace bmos {
@@ -103,9 +106,7 @@ torch::Tensor tokens_for(int64_t vocab, int64_t T, uint64_t seed) {
   return torch::randint(0, vocab, {1, T}, torch::kLong);
 }
 
-bool python_has_torch() {
-  return fs::exists(kPython) && std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
-}
+using test::python_has_torch;
 
 // tests/reference/hf_reference.py on the folder: logits (T, vocab).
 torch::Tensor reference_logits(const std::string& dir, const torch::Tensor& tokens, int64_t vocab) {
@@ -162,6 +163,9 @@ TEST(Families, RealConfigsParseWithTheirFeatures) {
   EXPECT_FALSE(o3.final_norm);
   EXPECT_EQ(o3.embedding_dim(), 512);
   EXPECT_EQ(o3.dim, 1024);
+  // Hugging Face's parameter counts of OPT-125M and OPT-350M (num_parameters()).
+  EXPECT_EQ(fp_model_params(o1), 125239296);
+  EXPECT_EQ(fp_model_params(o3), 331196416);
   // Written back and read again: the same model (our checkpoint files and exports store config this way).
   for (const LlamaConfig& c : {l32, q2, q3, m, o1, o3})
     EXPECT_EQ(llama_config_from_hf_json(llama_config_to_hf_json(c), "round trip").describe(), c.describe());
@@ -177,6 +181,46 @@ TEST(Families, EveryShapeConfigParses) {
     ++n;
   }
   EXPECT_GE(n, 8);
+}
+
+// Each family's job (configs/families/<model>_e4.yaml) and the paper's jobs (configs/paper/<model>.yaml) load and plan
+// at their real shapes (configs/shapes/): the student's parameter count is the FP model's plus the scales and routers;
+// the family jobs fit their device (the paper's LLaMA-2 jobs need more than one 80 GB GPU, as the paper's did).
+TEST(Families, FamilyAndPaperJobsLoadAndPlanAtTheirShapes) {
+  int n = 0, paper = 0;
+  std::vector<fs::path> jobs;
+  for (const char* folder : {"/configs/families", "/configs/paper"})
+    for (const auto& e : fs::directory_iterator(std::string(BMOS_SOURCE_DIR) + folder))
+      if (e.path().extension() == ".yaml") jobs.push_back(e.path());
+  for (const fs::path& path : jobs) {
+    SCOPED_TRACE(path.string());
+    const bool is_paper = path.parent_path().filename() == "paper";
+    const std::string stem = path.stem().string();
+    std::string model = is_paper ? stem : stem.substr(0, stem.rfind("_e"));
+    if (model.rfind("llama-2-", 0) == 0) model = "llama2-" + model.substr(8);
+    const JobConfig job = load_job(path.string());
+    const LlamaConfig shape = read_model_config(std::string(BMOS_SOURCE_DIR) + "/configs/shapes/" + model + ".json");
+    PlanOptions o;
+    o.device_memory_gb = job.run.device == "cpu" ? 24 : 80;  // this machine / an 80 GB GPU
+    const MemoryPlan plan = plan_memory(job, shape, o);
+    std::printf("[%s job %s] %s: teacher %.3f B params, student %.3f B, plan %.2f GiB of %.0f (%s)\n",
+                is_paper ? "paper" : "family", stem.c_str(), shape.describe().c_str(), plan.teacher_params / 1e9, plan.student_params / 1e9,
+                plan.total / 1073741824.0, plan.capacity / 1073741824.0, plan.fits ? "fits" : "DOES NOT FIT");
+    EXPECT_EQ(job.quant.experts, 4);
+    EXPECT_EQ(job.data.seq_len, 2048);
+    EXPECT_GT(plan.student_params, plan.teacher_params);
+    if (is_paper) {
+      EXPECT_EQ(job.train.epochs, 3.0);
+      EXPECT_EQ(job.distill.kl_reduction, "sequence_sum");
+      EXPECT_EQ(job.distill.hidden_states, "hf");
+      ++paper;
+    } else {
+      EXPECT_TRUE(plan.fits);
+      ++n;
+    }
+  }
+  EXPECT_GE(n, 4) << "configs/families/ should hold OPT-125M, OPT-1.3B, Llama-3.2-1B and Qwen2.5-0.5B jobs";
+  EXPECT_EQ(paper, 4) << "configs/paper/ holds the paper's OPT-125M, OPT-1.3B, LLaMA-2-7B and LLaMA-2-13B jobs";
 }
 
 // ------------------------------------------------------------------------------------ logits against HF's formulas
@@ -201,6 +245,53 @@ TEST(Families, LogitsMatchPythonReferenceOfHfFormulas) {
     std::printf("[families %s] C++ vs Python HF reference: max |logit diff| %.3e (max |logit| %.2f, rel %.3e)\n",
                 f.name, abs_diff, want.abs().max().item<double>(), rel);
     EXPECT_LE(rel, 1e-4);
+  }
+  fs::remove_all(tmp);
+}
+
+// -------------------------------------------------------------------------- pytorch_model.bin = model.safetensors
+// The same random weights saved by PyTorch itself (torch.save, as transformers' save_pretrained without
+// safe_serialization): OPT under facebook's "decoder." names in one pytorch_model.bin, Llama-3 in two shards with
+// pytorch_model.bin.index.json. The logits must be bit-identical to the safetensors folder's.
+TEST(Families, PytorchModelBinGivesTheSameLogitsAsSafetensors) {
+  BMOS_FAMILY_CONFIGS(data);
+  if (!python_has_torch())
+    GTEST_SKIP() << "SKIPPED: /usr/bin/python3 has no torch, so no pytorch_model.bin can be written; install it with "
+                    "`apt-get install python3-torch` (scripts/setup.sh does)";
+  const std::string tmp = test::temp_dir("families_bin");
+  for (const Family& f : {Family{"opt", "opt-125m"}, Family{"llama3", "llama-3.2-1b"}}) {
+    SCOPED_TRACE(f.name);
+    const std::string st = tmp + "/" + f.name + "_st", bin = tmp + "/" + f.name + "_bin";
+    write_random_folder(scaled(real_config(data, f.model), f.name), st, 77);
+    fs::create_directories(bin);
+    fs::copy_file(st + "/config.json", bin + "/config.json");
+    const bool sharded = f.name == std::string("llama3");
+    const std::string script =
+        "import sys, json, torch; sys.path.insert(0, '" + std::string(BMOS_SOURCE_DIR) + "/tests/reference')\n"
+        "import make_torch_bin as m\n"
+        "w = m.read_safetensors('" + st + "/model.safetensors')\n"
+        "if " + (sharded ? "False" : "True") + ": w = {k[len('model.'):] if k.startswith('model.decoder.') else k: v "
+        "for k, v in w.items()}\n"
+        "if " + (sharded ? "True" : "False") + ":\n"
+        "  names = list(w); half = len(names) // 2; wm = {}\n"
+        "  for i, part in enumerate((names[:half], names[half:])):\n"
+        "    fn = 'pytorch_model-%05d-of-00002.bin' % (i + 1)\n"
+        "    torch.save({n: w[n] for n in part}, '" + bin + "/' + fn); wm.update({n: fn for n in part})\n"
+        "  json.dump({'metadata': {}, 'weight_map': wm}, open('" + bin + "/pytorch_model.bin.index.json', 'w'))\n"
+        "else:\n"
+        "  torch.save(w, '" + bin + "/pytorch_model.bin')\n";
+    std::ofstream(tmp + "/to_bin.py") << script;
+    ASSERT_EQ(std::system((std::string(kPython) + " " + tmp + "/to_bin.py").c_str()), 0) << script;
+    ASSERT_TRUE(fs::exists(bin + (sharded ? "/pytorch_model.bin.index.json" : "/pytorch_model.bin")));
+    Llama from_st = load_model(st).model, from_bin = load_model(bin).model;
+    const torch::Tensor tokens = tokens_for(97, 20, 5);
+    torch::NoGradGuard no_grad;
+    const torch::Tensor a = from_st->forward(tokens).logits, b = from_bin->forward(tokens).logits;
+    std::printf("[families %s] pytorch_model.bin%s vs model.safetensors: max |logit diff| %.1e\n", f.name,
+                sharded ? " (2 shards + index)" : " (facebook's decoder.* names)", (a - b).abs().max().item<double>());
+    EXPECT_TRUE(torch::equal(a, b));
+    // The Python reference reads the .bin too: the same logits as from the safetensors folder.
+    EXPECT_LE(max_rel(reference_logits(bin, tokens, 97), a[0]), 1e-4);
   }
   fs::remove_all(tmp);
 }

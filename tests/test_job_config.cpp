@@ -18,13 +18,25 @@ const char* kMinimal = "teacher: {path: t.bin}\n";
 
 TEST(JobConfig, EveryFileInConfigsLoads) {
   int n = 0;
-  for (const auto& e : std::filesystem::directory_iterator(std::string(BMOS_SOURCE_DIR) + "/configs")) {
+  for (const auto& e : std::filesystem::recursive_directory_iterator(std::string(BMOS_SOURCE_DIR) + "/configs")) {
     if (e.path().extension() != ".yaml") continue;
     SCOPED_TRACE(e.path().string());
     EXPECT_NO_THROW(load_job(e.path().string()));
     ++n;
   }
   EXPECT_GT(n, 0) << "configs/ holds no job file";
+}
+
+TEST(JobConfig, OneBudgetOfTokensStepsOrEpochs) {
+  EXPECT_DOUBLE_EQ(parse_job("teacher: {path: t.bin}\ntrain: {epochs: 3}\n", "job.yaml", "").train.epochs, 3.0);
+  EXPECT_HAS(error_of("teacher: {path: t.bin}\ntrain: {epochs: 3, tokens: 1000}\n"),
+             "train.epochs: set one budget: tokens, steps or epochs");
+  EXPECT_HAS(error_of("teacher: {path: t.bin}\ntrain: {epochs: -1}\n"), "train.epochs: must be >= 0");
+  // weight: size mixes the sources as their concatenation would (the paper's C4 + WikiText-2)
+  const JobConfig j = parse_job("teacher: {path: t.bin}\ndata: {sources: [{name: a, files: [x], weight: size}, "
+                                "{name: b, files: [y], weight: 0.5}]}\n", "job.yaml", "");
+  EXPECT_EQ(j.data.sources[0].weight, DataSource::kWeightBySize);
+  EXPECT_EQ(j.data.sources[1].weight, 0.5);
 }
 
 TEST(JobConfig, DefaultsAndResolvedFields) {
@@ -44,19 +56,38 @@ TEST(JobConfig, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(error_of(std::string(kMinimal) + "train: {lr: fast}\n"), "job.yaml:2: train.lr: expected a number, got 'fast'");
   EXPECT_EQ(error_of(std::string(kMinimal) + "train:\n  lrr: 1\n"),
             "job.yaml:3: train.lrr: unknown key (known keys here: activation_checkpointing, attention_chunk, batch_size, "
-            "betas, clip, freeze, grad_accum, log_every, logit_chunk, lr, lr_router, lr_scales, min_lr_ratio, "
+            "betas, clip, epochs, freeze, grad_accum, log_every, logit_chunk, lr, lr_router, lr_scales, min_lr_ratio, "
             "schedule, shard_optimizer, steps, tokens, warmup_ratio, weight_decay)");
   EXPECT_EQ(error_of(std::string(kMinimal) + "quant: {method: ternary}\n"),
             "job.yaml:2: quant.method: must be binarymos, sign or none");
   EXPECT_EQ(error_of(std::string(kMinimal) + "quant: {experts: 0}\n"), "job.yaml:2: quant.experts: must be between 1 and 64");
   EXPECT_EQ(error_of("teacher: {format: llama2c}\n"), "job.yaml:1: teacher.path: missing: the teacher model file or folder");
   EXPECT_NE(error_of(std::string(kMinimal) + "data:\n  sources:\n    - {name: a, files: [x], weight: -1}\n")
-                .find("data.sources[0].weight: must be > 0"),
+                .find("data.sources[0].weight: must be a number > 0 or \"size\""),
             std::string::npos);
   EXPECT_NE(error_of("run: [1, 2\n").find("job.yaml:"), std::string::npos);
   EXPECT_EQ(error_of(std::string(kMinimal) + "bogus: 1\n").rfind("job.yaml:2: bogus: unknown key", 0), 0u);
   EXPECT_EQ(error_of(std::string(kMinimal) + "tokenizer: {add_bos: maybe}\n"),
             "job.yaml:2: tokenizer.add_bos: expected true or false, got 'maybe'");
+}
+
+TEST(JobConfig, DistillReductionHiddenStatesAndTensorboardKeys) {
+  const JobConfig d = parse_job(kMinimal, "job.yaml", "");
+  EXPECT_EQ(d.distill.kl_reduction, "token_mean");  // defaults: the behaviour before the keys existed
+  EXPECT_EQ(d.distill.hidden_states, "blocks");
+  EXPECT_TRUE(d.run.tensorboard);
+  const JobConfig p = parse_job(std::string(kMinimal) + "distill: {kl_reduction: sequence_sum, hidden_states: hf}\n" +
+                                    "run: {tensorboard: false}\n",
+                                "job.yaml", "");
+  EXPECT_EQ(p.distill.kl_reduction, "sequence_sum");
+  EXPECT_EQ(p.distill.hidden_states, "hf");
+  EXPECT_FALSE(p.run.tensorboard);
+  EXPECT_EQ(error_of(std::string(kMinimal) + "distill: {kl_reduction: batchmean}\n"),
+            "job.yaml:2: distill.kl_reduction: must be token_mean or sequence_sum");
+  EXPECT_EQ(error_of(std::string(kMinimal) + "distill: {hidden_states: all}\n"),
+            "job.yaml:2: distill.hidden_states: must be blocks or hf");
+  EXPECT_EQ(error_of(std::string(kMinimal) + "run: {tensorboard: maybe}\n"),
+            "job.yaml:2: run.tensorboard: expected true or false, got 'maybe'");
 }
 
 TEST(JobConfig, MissingFileSaysSo) {

@@ -16,6 +16,8 @@
 
 #include "tests/test_util.h"
 #include "modules/io/model_loader.h"
+#include "data/tokenizers/tokenizer.h"
+#include "trainer/batch_source.h"
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/trainer.h"
 
@@ -121,6 +123,19 @@ TEST_F(TinyJobs, DistillationLowersTheKdLossAndRotatesCheckpoints) {
   EXPECT_EQ(left, (std::vector<std::string>{"step_00000030", "step_00000040"}));
 }
 
+// train.epochs: passes over every source's blocks, in whole steps of batch_size x grad_accum blocks.
+TEST_F(TinyJobs, EpochsCountPassesOverThePreparedBlocks) {
+  std::string text = job_text(dir_, "epochs", teacher_, "{method: binarymos, experts: 2}", 1, 1000);
+  text.replace(text.find("steps: 1,"), 9, "epochs: 0.1,");
+  const JobConfig job = load_job(save_job(dir_, "epochs", text));
+  EXPECT_DOUBLE_EQ(job.train.epochs, 0.1);
+  const auto tok = load_tokenizer("", "byte");
+  const int64_t blocks = make_batch_source(job, *tok)->blocks_per_epoch();
+  ASSERT_GT(blocks, 100);  // ~24 kB of text in blocks of 33 bytes
+  Trainer t(job, false);
+  EXPECT_EQ(t.train().steps, std::llround(0.1 * blocks / 8.0)) << blocks << " blocks per epoch, 8 per step";
+}
+
 TEST_F(TinyJobs, GradientsReachLatentWeightsScalesAndRouter) {
   const std::string job = save_job(dir_, "grad", job_text(dir_, "grad", teacher_, "{method: binarymos, experts: 2}", 1));
   Trainer t(load_job(job), false);
@@ -160,7 +175,7 @@ TEST_F(TinyJobs, ResumeAfterSigkillIsBitIdentical) {
   const std::string bmos = std::string(build) + "/bmos";
   const std::string quant = "{method: binarymos, experts: 4}";
   const std::string a = save_job(dir_, "full", job_text(dir_, "full", teacher_, quant, 24, 4));
-  // Same job text (the hash must match for --resume), other out_dir: write it under another folder.
+  // The same job but its out_dir (a key a resume does not compare): write it under another folder.
   fs::create_directories(dir_ + "/b");
   std::string btext = job_text(dir_, "full", teacher_, quant, 24, 4);
   btext.replace(btext.find(dir_ + "/full"), (dir_ + "/full").size(), dir_ + "/b/full");
@@ -203,7 +218,7 @@ TEST_F(TinyJobs, ResumingWithAnotherJobIsRefused) {
     Trainer(load_job(job2), true).train();
     FAIL() << "expected a refusal";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("was written by a different job file"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("was trained with another job: train.steps 2 -> 4"), std::string::npos) << e.what();
   }
 }
 

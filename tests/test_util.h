@@ -50,6 +50,12 @@ std::string error_of(F fn) {
   return "";
 }
 
+// Whether /usr/bin/python3 can import torch, which the test-time tools in tests/reference/ need.
+inline bool python_has_torch() {
+  return std::filesystem::exists("/usr/bin/python3") &&
+         std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
+}
+
 // Relative error of a fast path: max |got - want| / max |want|.
 inline double max_rel(const torch::Tensor& got, const torch::Tensor& want) {
   return (got - want).abs().max().item<double>() / want.abs().max().item<double>();

@@ -15,6 +15,11 @@ class MixtureBatchSource : public BatchSource {
   torch::Tensor next(int64_t batch) override { return stream_.next_batch(batch).tokens; }
   nlohmann::json cursor() const override { return nlohmann::json::parse(stream_.cursor().to_json()); }
   void restore(const nlohmann::json& c) override { stream_.restore(DataCursor::from_json(c.dump())); }
+  int64_t blocks_per_epoch() const override {
+    int64_t n = 0;
+    for (int64_t s = 0; s < stream_.num_sources(); ++s) n += stream_.source(s).num_blocks();
+    return n;
+  }
 
  private:
   MixtureStream stream_;

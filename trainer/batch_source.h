@@ -18,6 +18,7 @@ class BatchSource {
   virtual torch::Tensor next(int64_t batch) = 0;  // (batch, seq_len + 1) int64
   virtual nlohmann::json cursor() const = 0;
   virtual void restore(const nlohmann::json& cursor) = 0;
+  virtual int64_t blocks_per_epoch() const = 0;  // every source's blocks once (train.epochs counts these)
 };
 
 // The job's weighted mixture over its prepared token shards (preparing them first when needed).

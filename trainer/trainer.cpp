@@ -1,5 +1,6 @@
 #include "trainer/trainer.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -15,6 +16,7 @@
 #include <ATen/Parallel.h>
 
 #include "data/hash.h"
+#include "modules/build_info.h"
 #include "modules/device.h"
 #include "modules/io/model_loader.h"
 #include "modules/replace.h"
@@ -23,6 +25,7 @@
 #include "trainer/checkpoint/checkpoint.h"
 #include "trainer/eval/eval_ppl.h"
 #include "trainer/eval/ppl_sets.h"
+#include "trainer/job/job_diff.h"
 #include "trainer/plan.h"
 
 namespace bmos {
@@ -109,9 +112,19 @@ Trainer::Trainer(JobConfig job, bool resume)
   if (!lead()) group_->barrier("data preparation");
   data_ = make_batch_source(job_, *tokenizer_);
   if (lead()) group_->barrier("data preparation");
-  total_steps_ = job_.train.steps > 0 ? job_.train.steps : std::max<int64_t>(1, job_.train.tokens / tokens_per_step());
-  if (job_.train.steps == 0 && job_.train.tokens == 0)
-    throw std::runtime_error(job_.file + ": train: set a budget with train.tokens or train.steps");
+  if (job_.train.steps == 0 && job_.train.tokens == 0 && job_.train.epochs == 0)
+    throw std::runtime_error(job_.file + ": train: set a budget with train.tokens, train.steps or train.epochs");
+  if (job_.train.steps > 0) {
+    total_steps_ = job_.train.steps;
+  } else if (job_.train.epochs > 0) {  // blocks of every source, `epochs` times, in whole steps
+    const double blocks = job_.train.epochs * double(data_->blocks_per_epoch());
+    total_steps_ = std::max<int64_t>(1, std::llround(blocks * job_.data.seq_len / double(tokens_per_step())));
+    if (lead())
+      std::fprintf(stderr, "train.epochs %g: %lld blocks of %lld tokens per epoch -> %lld steps\n", job_.train.epochs,
+                   (long long)data_->blocks_per_epoch(), (long long)job_.data.seq_len, (long long)total_steps_);
+  } else {
+    total_steps_ = std::max<int64_t>(1, job_.train.tokens / tokens_per_step());
+  }
   report_plan();
   schedule_.kind = job_.train.schedule;
   schedule_.total_steps = total_steps_;
@@ -272,19 +285,17 @@ LossTerms Trainer::loss_step(const torch::Tensor& batch) {
   torch::Tensor total = torch::zeros({}, s.hidden.empty() ? inputs.options().dtype(torch::kFloat32)
                                                           : s.hidden.front().options());
   if (d.kl > 0) {
+    const KlReduction reduction = kl_reduction_from_name(d.kl_reduction);
     terms.kl = chunked ? kd_kl_chunked(s.normed, student_->head_weight(), t.normed, teacher_->head_weight(),
-                                       d.temperature, chunk)
-                       : kd_kl(s.logits, t.logits.to(torch::kFloat32), d.temperature);
-    // The reference's batchmean over (B, T, V) sums each sequence's T tokens: T times the token mean.
-    if (d.kl_reduction == "sequence_sum") terms.kl = terms.kl * double(T);
+                                       d.temperature, chunk, reduction)
+                       : kd_kl(s.logits, t.logits.to(torch::kFloat32), d.temperature, reduction);
     total = total + d.kl * terms.kl;
   }
   if (want_hidden) {
     std::vector<torch::Tensor> sh = s.hidden, th = t.hidden;
-    if (d.hidden_states == "hf") {  // transformers' hidden_states[1:]: the last one after the final norm
-      sh.back() = student_->norm->forward(sh.back());
-      torch::NoGradGuard no_grad;
-      th.back() = teacher_->norm->forward(th.back().to(teacher_->norm->weight.scalar_type())).to(torch::kFloat32);
+    if (d.hidden_states == "hf") {  // transformers' hidden_states[1:]: the last one is the head's input (final norm)
+      sh.back() = s.normed;
+      th.back() = t.normed.to(torch::kFloat32);
     }
     total = total + d.hidden_mse * (terms.hidden_mse = hidden_mse(sh, th));
   }
@@ -352,6 +363,7 @@ TrainSummary Trainer::train() {
   TrainSummary summary;
   prepare_run_folder();
   if (resume_) resume();
+  if (lead()) metrics_ = std::make_unique<MetricsLog>(job_.run.out_dir, step_, job_.run.tensorboard);
   InterruptGuard interrupt;
   const int64_t start_step = step_;
   const auto t0 = std::chrono::steady_clock::now();
@@ -366,8 +378,10 @@ TrainSummary Trainer::train() {
     const StepResult r = train_step();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const bool last = step_ == total_steps_;
-    if (step_ % job_.train.log_every == 0 || last || step_ == start_step + 1) log_step(r, secs, start_step);
-    if (job_.eval.every > 0 && step_ % job_.eval.every == 0 && !last) evaluate_during_training();
+    const bool eval = job_.eval.every > 0 && step_ % job_.eval.every == 0 && !last;
+    const std::map<std::string, double> ppl = eval ? evaluate_during_training() : std::map<std::string, double>{};
+    if (step_ % job_.train.log_every == 0 || last || step_ == start_step + 1 || eval)
+      log_step(r, secs, start_step, ppl);
     if ((job_.checkpoint.every > 0 && step_ % job_.checkpoint.every == 0) || last) save();
     // Every rank stops at the same step: a Ctrl-C seen by any of them counts for all.
     if (group_->all_reduce_max(interrupt.interrupted() ? 1.0 : 0.0, "interrupt check") > 0) {
@@ -396,48 +410,67 @@ void Trainer::prepare_run_folder() {
   if (!lead()) return;  // the other ranks write nothing to the run folder
   fs::create_directories(checkpoint_root());
   std::ofstream(fs::path(job_.run.out_dir) / "job.yaml") << job_.text;
-  metrics_file_ = std::make_unique<std::ofstream>(fs::path(job_.run.out_dir) / "metrics.jsonl", std::ios::app);
 }
 
 void Trainer::resume() {
-  const std::string ck = newest_checkpoint(checkpoint_root());
-  if (ck.empty()) {
+  // The newest checkpoint whose files match its manifest; newer damaged ones are named, and set aside below.
+  const ResumePoint at = newest_whole_checkpoint(checkpoint_root());
+  if (lead())
+    for (const auto& [dir, problem] : at.damaged)
+      std::fprintf(stderr, "resume: %s is damaged: %s\n", dir.c_str(), problem.c_str());
+  if (at.dir.empty()) {
+    if (!at.damaged.empty())
+      throw std::runtime_error("resume: no whole checkpoint in " + checkpoint_root() + " (newest: " +
+                               at.damaged.front().second + "); start again with a new run.out_dir");
     if (lead()) std::fprintf(stderr, "resume: no checkpoint in %s, starting from step 0\n", checkpoint_root().c_str());
     return;
   }
+  const std::string ck = at.dir;
+  if (!at.verified && lead())
+    std::fprintf(stderr, "resume: %s predates checkpoint manifests (version 1): its files are not verified\n", ck.c_str());
+  check_resume_job(ck);
   const TrainState st = load_checkpoint(ck, student_, *optimizer_, named_params_);
-  if (st.job_hash != hash_)
-    throw std::runtime_error(ck + ": was written by a different job file (hash " + st.job_hash + " vs " + hash_ +
-                             "); resume with the same job, or use a new run.out_dir");
   data_->restore(st.data_cursor);
   step_ = st.step;
   tokens_ = st.tokens;
   last_checkpoint_ = ck;
   last_saved_step_ = step_;
-  if (lead()) drop_metrics_after(step_);
+  if (!at.damaged.empty()) {
+    group_->barrier("resume");  // every rank has chosen before the damaged folders move
+    if (lead())
+      for (const auto& d : at.damaged)
+        std::fprintf(stderr, "resume: set %s aside as %s\n", d.first.c_str(), set_aside_damaged(d.first).c_str());
+  }
   if (lead()) std::fprintf(stderr, "resume: %s (step %lld, %lld tokens)\n", ck.c_str(), (long long)step_, (long long)tokens_);
 }
 
-void Trainer::drop_metrics_after(int64_t step) {
-  // The steps logged after the checkpoint we resume from are trained again: keep each step's line once.
-  const fs::path path = fs::path(job_.run.out_dir) / "metrics.jsonl";
-  metrics_file_.reset();
-  std::vector<std::string> keep;
-  {
-    std::ifstream in(path);
-    for (std::string line; std::getline(in, line);) {
-      try {
-        if (json::parse(line).value("step", int64_t{0}) <= step) keep.push_back(line);
-      } catch (const json::exception&) {  // a line cut short by a kill: dropped
-      }
-    }
+void Trainer::check_resume_job(const std::string& ck) {
+  // The job the checkpoint was written by (its job.yaml), resolved like this one; a job file of an older version that
+  // this one cannot read any more is compared by its text alone.
+  const std::string path = (fs::path(ck) / "job.yaml").string();
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  JobConfig before;
+  try {
+    if (!in) throw std::runtime_error(path + ": missing");
+    before = parse_job(text, path, "");
+  } catch (const std::exception& e) {
+    if (job_hash(text) == hash_) return;
+    throw std::runtime_error(ck + ": cannot compare its job with this one (" + e.what() +
+                             "); resume with the job as it was, or use a new run.out_dir");
   }
-  {
-    std::ofstream out(path.string() + ".tmp", std::ios::trunc);
-    for (const auto& l : keep) out << l << "\n";
+  const std::vector<JobChange> changes = job_changes(before, job_);
+  const std::string blocking = describe_changes(changes, true), allowed = describe_changes(changes, false);
+  if (!blocking.empty())
+    throw std::runtime_error(ck + ": was trained with another job: " + blocking +
+                             " (these change what the run computes); resume with the job as it was (" + path +
+                             "), or use a new run.out_dir");
+  if (!allowed.empty() && lead()) {
+    const bool rounding = std::any_of(changes.begin(), changes.end(), [](const JobChange& c) { return c.rounding; });
+    std::fprintf(stderr, "resume: job changes that leave the training as it was: %s%s\n", allowed.c_str(),
+                 rounding ? " (the same computation in another floating-point order: the weights agree with an "
+                            "uninterrupted run's to rounding, not bit for bit)" : "");
   }
-  fs::rename(path.string() + ".tmp", path);
-  metrics_file_ = std::make_unique<std::ofstream>(path, std::ios::app);
 }
 
 Trainer::StepResult Trainer::train_step() {
@@ -513,7 +546,8 @@ void Trainer::check_finite(const LossTerms& terms) const {
   }
 }
 
-void Trainer::log_step(const StepResult& r, double seconds, int64_t start_step) {
+void Trainer::log_step(const StepResult& r, double seconds, int64_t start_step,
+                       const std::map<std::string, double>& ppl) {
   // The global loss terms: each rank's mean over its rows, averaged over the ranks (equal shares).
   std::vector<double> v = group_->all_reduce_sum(
       {item(r.terms.total), item(r.terms.kl), item(r.terms.hidden_mse), item(r.terms.ce)}, "loss logging");
@@ -521,46 +555,44 @@ void Trainer::log_step(const StepResult& r, double seconds, int64_t start_step) 
   if (!lead()) return;
   const double total = v[0], kl = v[1], mse = v[2], ce = v[3];
   const double lr = group_lr_[0] * r.lr_factor;
+  const double tps = double((step_ - start_step) * tokens_per_step()) / seconds;  // since this process started
   last_metrics_ = {{"step", step_},    {"tokens", tokens_}, {"lr", lr},
                    {"loss", total},    {"kl", kl},          {"hidden_mse", mse},
-                   {"ce", ce},         {"grad_norm", r.grad_norm}, {"seconds", seconds}};
+                   {"ce", ce},         {"grad_norm", r.grad_norm}, {"seconds", seconds},
+                   {"tokens_per_second", tps}};
   if (group_->active()) last_metrics_["comm_seconds"] = comm_seconds_;
-  *metrics_file_ << last_metrics_.dump() << "\n";
-  metrics_file_->flush();
-  const double tps = double((step_ - start_step) * tokens_per_step()) / seconds;
+  for (const auto& [name, p] : ppl) last_metrics_["ppl/" + name] = p;
+  metrics_->write(last_metrics_);
   const double eta = double(total_steps_ - step_) * seconds / double(step_ - start_step);
   std::fprintf(stderr, "step %lld/%lld | %.0f tok/s | loss %.4f (kl %.4f, mse %.4f, ce %.4f) | lr %.2e | gnorm %.3f | eta %s\n",
                (long long)step_, (long long)total_steps_, tps, total, kl, mse, ce, lr, r.grad_norm,
                fmt_duration(eta).c_str());
 }
 
-void Trainer::evaluate_during_training() {
-  if (job_.eval.ppl.empty()) return;
+std::map<std::string, double> Trainer::evaluate_during_training() {
+  std::map<std::string, double> ppl;
+  if (job_.eval.ppl.empty()) return ppl;
   if (lead()) {
     student_->eval();
-    for (const auto& [n, p] : evaluate(*student_))
-      std::fprintf(stderr, "eval step %lld: %s ppl %.4f\n", (long long)step_, n.c_str(), p);
+    ppl = evaluate(*student_);
+    for (const auto& [n, p] : ppl) std::fprintf(stderr, "eval step %lld: %s ppl %.4f\n", (long long)step_, n.c_str(), p);
     student_->train();
   }
   group_->barrier("evaluation");
+  return ppl;
 }
 
 void Trainer::save() {
   last_saved_step_ = step_;
   TrainState st{step_, tokens_, hash_, data_->cursor(), last_metrics_};
-  const std::string dir = save_checkpoint(checkpoint_root(), st, student_, *optimizer_, named_params_, shards_ != nullptr,
-                                          job_.text, job_.checkpoint.keep, *group_);
-  if (!lead()) {  // rank 0 wrote the model; every rank wrote its optimiser shard when sharded
-    group_->barrier("checkpoint");
-    return;
-  }
-  last_checkpoint_ = dir;
   // The tokenizer travels with the checkpoint, so `bmos generate/eval --model <checkpoint>` need nothing else.
+  std::vector<ExtraFile> extra;
   const fs::path tp = tokenizer_->path();
-  if (tokenizer_->kind() == "byte") std::ofstream(fs::path(last_checkpoint_) / "tokenizer.byte");
-  else if (fs::is_regular_file(tp))
-    fs::copy_file(tp, fs::path(last_checkpoint_) / ("tokenizer" + tp.extension().string()),
-                  fs::copy_options::overwrite_existing);
+  if (tokenizer_->kind() == "byte") extra.push_back({"tokenizer.byte", ""});
+  else if (fs::is_regular_file(tp)) extra.push_back({"tokenizer" + tp.extension().string(), tp.string()});
+  const std::string dir = save_checkpoint(checkpoint_root(), st, student_, *optimizer_, named_params_, shards_ != nullptr,
+                                          job_.text, extra, job_.checkpoint.keep, *group_);
+  if (lead()) last_checkpoint_ = dir;
   group_->barrier("checkpoint");
 }
 
@@ -581,7 +613,8 @@ void Trainer::cleanup(TrainSummary& summary) {
               {"tokens_per_second", summary.tokens_per_second}, {"student_ppl", summary.student_ppl},
               {"teacher_ppl", summary.teacher_ppl}, {"checkpoint", summary.checkpoint},
               {"interrupted", summary.interrupted}, {"world_size", group_->world()},
-              {"comm_seconds", summary.comm_seconds}};
+              {"comm_seconds", summary.comm_seconds},
+              {"commit", build_commit()}, {"dirty", build_dirty()}};  // the sources that trained it (build_info.h)
   std::ofstream(fs::path(job_.run.out_dir) / "summary.json") << out.dump(2) << "\n";
 }
 

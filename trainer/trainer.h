@@ -23,6 +23,7 @@
 #include "trainer/checkpoint/optimizer_state.h"
 #include "trainer/job/job_config.h"
 #include "trainer/losses.h"
+#include "trainer/metrics_log.h"
 #include "trainer/schedule.h"
 
 namespace bmos {
@@ -64,11 +65,12 @@ class Trainer {
   // train
   void prepare_run_folder();
   void resume();                // from the newest checkpoint of run.out_dir, when there is one
-  void drop_metrics_after(int64_t step);  // metrics.jsonl keeps each step once across a resume
+  void check_resume_job(const std::string& checkpoint);  // its job against this one: job_diff.h (throws naming keys)
   StepResult train_step();      // one optimiser step over grad_accum micro-batches
   void check_finite(const LossTerms& terms) const;
-  void log_step(const StepResult& r, double seconds, int64_t start_step);
-  void evaluate_during_training();
+  // One metrics line (eval perplexities included, by name, when this step evaluated).
+  void log_step(const StepResult& r, double seconds, int64_t start_step, const std::map<std::string, double>& ppl);
+  std::map<std::string, double> evaluate_during_training();  // the lead's perplexities; empty on the other ranks
   void save();                  // a checkpoint of this step (and the tokenizer beside it)
   // cleanup
   void cleanup(TrainSummary& summary);  // final evaluation and summary.json
@@ -103,7 +105,7 @@ class Trainer {
   int64_t step_ = 0, tokens_ = 0;
   std::string last_checkpoint_;  // written or resumed from by this process
   nlohmann::json last_metrics_;
-  std::unique_ptr<std::ofstream> metrics_file_;
+  std::unique_ptr<MetricsLog> metrics_;  // the lead's metrics.jsonl and TensorBoard file, opened where training starts
 };
 
 // Hash of a job's text (hex), recorded in checkpoints.

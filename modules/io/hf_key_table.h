@@ -32,6 +32,18 @@ struct FamilyKeys {
   std::function<std::string(const std::string&)> normalize;
 };
 
+// Typed reads of one config.json; every error names the file (`where`) and the key (hf_llama.cpp).
+struct HfConfigKeys {
+  const nlohmann::json& j;
+  std::string where;
+  std::string model;  // "a LLaMA", "an OPT": named when a required key is missing
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const;
+  int64_t get_int(const char* key, const int64_t* fallback) const;  // no fallback: required
+  double get_double(const char* key, double fallback) const;
+  bool get_bool(const char* key, bool fallback) const;
+  int64_t get_token(const char* key, int64_t fallback) const;       // a list of ids: its first
+};
+
 // OPT (modules/io/hf_opt.cpp).
 const FamilyKeys& opt_keys();
 LlamaConfig opt_config_from_hf_json(const nlohmann::json& j, const std::string& where);

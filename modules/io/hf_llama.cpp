@@ -15,6 +15,7 @@
 
 #include "modules/io/hf_key_table.h"
 #include "modules/io/safetensors.h"
+#include "modules/io/tensor_file.h"
 
 namespace bmos {
 
@@ -156,30 +157,60 @@ void write_text_atomically(const fs::path& p, const std::string& text) {
 }  // namespace
 
 // ------------------------------------------------------------------------------------------------------ config.json
+void HfConfigKeys::fail(const std::string& key, const std::string& what) const {
+  throw std::runtime_error(where + ": key '" + key + "' " + what);
+}
+
+int64_t HfConfigKeys::get_int(const char* key, const int64_t* fallback) const {
+  if (!j.contains(key) || j[key].is_null()) {
+    if (!fallback) fail(key, "is missing (" + model + " config.json needs it)");
+    return *fallback;
+  }
+  if (!j[key].is_number_integer()) fail(key, "must be an integer, got " + j[key].dump());
+  return j[key].get<int64_t>();
+}
+
+double HfConfigKeys::get_double(const char* key, double fallback) const {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  if (!j[key].is_number()) fail(key, "must be a number, got " + j[key].dump());
+  return j[key].get<double>();
+}
+
+bool HfConfigKeys::get_bool(const char* key, bool fallback) const {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  if (!j[key].is_boolean()) fail(key, "must be true or false, got " + j[key].dump());
+  return j[key].get<bool>();
+}
+
+int64_t HfConfigKeys::get_token(const char* key, int64_t fallback) const {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  const auto& v = j[key].is_array() && !j[key].empty() ? j[key][0] : j[key];  // several stop tokens: the first
+  if (!v.is_number_integer()) fail(key, "must be a token id, got " + j[key].dump());
+  return v.get<int64_t>();
+}
+
 LlamaConfig llama_config_from_hf_json(const nlohmann::json& j, const std::string& where) {
-  auto fail = [&](const std::string& key, const std::string& what) -> void {
-    throw std::runtime_error(where + ": key '" + key + "' " + what);
-  };
+  const HfConfigKeys cfg{j, where, "a LLaMA"};
   if (!j.is_object()) throw std::runtime_error(where + ": expected a JSON object (a Hugging Face config.json)");
   if (j.contains("model_type") && j["model_type"] == "opt") return opt_config_from_hf_json(j, where);
   auto get_int = [&](const char* key, const int64_t* fallback) -> int64_t {
     if (!j.contains(key) || j[key].is_null()) {
-      if (!fallback) fail(key, "is missing (a LLaMA config.json needs it)");
+      if (!fallback) cfg.fail(key, "is missing (a LLaMA config.json needs it)");
       return *fallback;
     }
-    if (!j[key].is_number_integer()) fail(key, "must be an integer, got " + j[key].dump());
+    if (!j[key].is_number_integer()) cfg.fail(key, "must be an integer, got " + j[key].dump());
     return j[key].get<int64_t>();
   };
   auto get_double = [&](const char* key, double fallback) -> double {
     if (!j.contains(key) || j[key].is_null()) return fallback;
-    if (!j[key].is_number()) fail(key, "must be a number, got " + j[key].dump());
+    if (!j[key].is_number()) cfg.fail(key, "must be a number, got " + j[key].dump());
     return j[key].get<double>();
   };
   // HF's eos_token_id may be a list (several stop tokens); the first is ours.
   auto get_token = [&](const char* key, int64_t fallback) -> int64_t {
     if (!j.contains(key) || j[key].is_null()) return fallback;
     const auto& v = j[key].is_array() && !j[key].empty() ? j[key][0] : j[key];
-    if (!v.is_number_integer()) fail(key, "must be a token id, got " + j[key].dump());
+    if (!v.is_number_integer()) cfg.fail(key, "must be a token id, got " + j[key].dump());
     return v.get<int64_t>();
   };
 
@@ -188,80 +219,80 @@ LlamaConfig llama_config_from_hf_json(const nlohmann::json& j, const std::string
   if (j.contains("model_type")) {
     const auto& t = j["model_type"];
     if (!t.is_string() || (t != "llama" && t != "mistral" && t != "qwen2" && t != "qwen3"))
-      fail("model_type", "is " + t.dump() + "; supported: \"llama\", \"mistral\", \"qwen2\", \"qwen3\", \"opt\"");
+      cfg.fail("model_type", "is " + t.dump() + "; supported: \"llama\", \"mistral\", \"qwen2\", \"qwen3\", \"opt\"");
     c.family = t.get<std::string>();
   }
   if (j.contains("hidden_act") && j["hidden_act"] != "silu")
-    fail("hidden_act", "is " + j["hidden_act"].dump() + "; our LLaMA uses SwiGLU (\"silu\")");
+    cfg.fail("hidden_act", "is " + j["hidden_act"].dump() + "; our LLaMA uses SwiGLU (\"silu\")");
   if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
     const auto& r = j["rope_scaling"];
     const std::string type_key = r.is_object() && r.contains("rope_type") ? "rope_type" : "type";
     if (!r.is_object() || !r.contains(type_key) || r[type_key] != "llama3")
-      fail("rope_scaling", "is " + r.dump() + "; only rope_type \"llama3\" (Llama-3.1/3.2) or null is supported");
+      cfg.fail("rope_scaling", "is " + r.dump() + "; only rope_type \"llama3\" (Llama-3.1/3.2) or null is supported");
     for (auto it = r.begin(); it != r.end(); ++it) {
       const std::string k = it.key();
       if (k == "rope_type" || k == "type") continue;
       if (k != "factor" && k != "low_freq_factor" && k != "high_freq_factor" && k != "original_max_position_embeddings")
-        fail("rope_scaling." + k, "is not part of llama3 rotary scaling (it would change the model)");
-      if (!it.value().is_number()) fail("rope_scaling." + k, "must be a number, got " + it.value().dump());
+        cfg.fail("rope_scaling." + k, "is not part of llama3 rotary scaling (it would change the model)");
+      if (!it.value().is_number()) cfg.fail("rope_scaling." + k, "must be a number, got " + it.value().dump());
     }
     for (const char* k : {"factor", "original_max_position_embeddings"})
-      if (!r.contains(k)) fail(std::string("rope_scaling.") + k, "is missing (llama3 rotary scaling needs it)");
+      if (!r.contains(k)) cfg.fail(std::string("rope_scaling.") + k, "is missing (llama3 rotary scaling needs it)");
     c.rope_factor = r["factor"].get<double>();
     c.rope_low_freq_factor = r.value("low_freq_factor", 1.0);
     c.rope_high_freq_factor = r.value("high_freq_factor", 4.0);
     if (!r["original_max_position_embeddings"].is_number_integer())
-      fail("rope_scaling.original_max_position_embeddings", "must be an integer");
+      cfg.fail("rope_scaling.original_max_position_embeddings", "must be an integer");
     c.rope_original_max_positions = r["original_max_position_embeddings"].get<int64_t>();
   }
-  if (j.contains("mlp_bias") && j["mlp_bias"] == true) fail("mlp_bias", "is true; our MLP has no biases");
+  if (j.contains("mlp_bias") && j["mlp_bias"] == true) cfg.fail("mlp_bias", "is true; our MLP has no biases");
   // attention_bias (LLaMA, Mistral, Qwen3) would put a bias on o_proj too; Qwen2 always has q/k/v biases.
   if (j.contains("attention_bias") && j["attention_bias"] == true)
-    fail("attention_bias", "is true; biases on all four attention projections are not supported");
+    cfg.fail("attention_bias", "is true; biases on all four attention projections are not supported");
   c.qkv_bias = c.family == "qwen2";
   c.qk_norm = c.family == "qwen3";
   // Sliding window: Mistral's sliding_window (null = none); Qwen's only with use_sliding_window, which we refuse.
   if (c.family == "qwen2" || c.family == "qwen3") {
     if (j.contains("use_sliding_window") && j["use_sliding_window"] != false)
-      fail("use_sliding_window", "is " + j["use_sliding_window"].dump() +
+      cfg.fail("use_sliding_window", "is " + j["use_sliding_window"].dump() +
                                      "; Qwen's per-layer sliding window (max_window_layers) is not supported");
     if (j.contains("use_mrope") && j["use_mrope"] != false)
-      fail("use_mrope", "is " + j["use_mrope"].dump() + "; multimodal rotary embeddings are not supported");
+      cfg.fail("use_mrope", "is " + j["use_mrope"].dump() + "; multimodal rotary embeddings are not supported");
   } else {
     for (const char* key : {"use_sliding_window", "max_window_layers"})
-      if (j.contains(key)) fail(key, "is a Qwen key; model_type is " + j.value("model_type", std::string("llama")));
+      if (j.contains(key)) cfg.fail(key, "is a Qwen key; model_type is " + j.value("model_type", std::string("llama")));
     if (j.contains("sliding_window") && !j["sliding_window"].is_null()) {
-      if (c.family != "mistral") fail("sliding_window", "is set; only model_type \"mistral\" has a sliding window");
+      if (c.family != "mistral") cfg.fail("sliding_window", "is set; only model_type \"mistral\" has a sliding window");
       if (!j["sliding_window"].is_number_integer() || j["sliding_window"].get<int64_t>() <= 0)
-        fail("sliding_window", "must be a positive integer or null, got " + j["sliding_window"].dump());
+        cfg.fail("sliding_window", "must be a positive integer or null, got " + j["sliding_window"].dump());
       c.sliding_window = j["sliding_window"].get<int64_t>();
     }
   }
   // Newer transformers list each layer's attention kind; all "full_attention" is the model above.
   if (j.contains("layer_types") && !j["layer_types"].is_null()) {
-    if (!j["layer_types"].is_array()) fail("layer_types", "must be a list, got " + j["layer_types"].dump());
+    if (!j["layer_types"].is_array()) cfg.fail("layer_types", "must be a list, got " + j["layer_types"].dump());
     for (const auto& t : j["layer_types"])
       if (t != "full_attention")
-        fail("layer_types", "holds " + t.dump() + "; only \"full_attention\" layers are supported");
+        cfg.fail("layer_types", "holds " + t.dump() + "; only \"full_attention\" layers are supported");
   }
 
-  c.dim = get_int("hidden_size", nullptr);
-  c.hidden_dim = get_int("intermediate_size", nullptr);
-  c.n_layers = get_int("num_hidden_layers", nullptr);
-  c.n_heads = get_int("num_attention_heads", nullptr);
-  c.n_kv_heads = get_int("num_key_value_heads", &c.n_heads);
-  c.vocab_size = get_int("vocab_size", nullptr);
+  c.dim = cfg.get_int("hidden_size", nullptr);
+  c.hidden_dim = cfg.get_int("intermediate_size", nullptr);
+  c.n_layers = cfg.get_int("num_hidden_layers", nullptr);
+  c.n_heads = cfg.get_int("num_attention_heads", nullptr);
+  c.n_kv_heads = cfg.get_int("num_key_value_heads", &c.n_heads);
+  c.vocab_size = cfg.get_int("vocab_size", nullptr);
   const int64_t hf_default_positions = 2048;  // transformers' LlamaConfig default
-  c.max_seq_len = get_int("max_position_embeddings", &hf_default_positions);
-  c.norm_eps = get_double("rms_norm_eps", 1e-6);  // transformers' default
-  c.rope_theta = get_double("rope_theta", 10000.0);
+  c.max_seq_len = cfg.get_int("max_position_embeddings", &hf_default_positions);
+  c.norm_eps = cfg.get_double("rms_norm_eps", 1e-6);  // transformers' default
+  c.rope_theta = cfg.get_double("rope_theta", 10000.0);
   if (j.contains("tie_word_embeddings") && !j["tie_word_embeddings"].is_boolean())
-    fail("tie_word_embeddings", "must be true or false, got " + j["tie_word_embeddings"].dump());
+    cfg.fail("tie_word_embeddings", "must be true or false, got " + j["tie_word_embeddings"].dump());
   c.tie_embeddings = j.value("tie_word_embeddings", false);  // transformers' default
-  c.bos_id = get_token("bos_token_id", 1);
-  c.eos_id = get_token("eos_token_id", 2);
+  c.bos_id = cfg.get_token("bos_token_id", 1);
+  c.eos_id = cfg.get_token("eos_token_id", 2);
   if (j.contains("head_dim") && !j["head_dim"].is_null()) {
-    const int64_t hd = get_int("head_dim", nullptr);
+    const int64_t hd = cfg.get_int("head_dim", nullptr);
     if (c.n_heads <= 0 || c.dim % c.n_heads != 0 || hd != c.dim / c.n_heads) c.explicit_head_dim = hd;
   }
   try {
@@ -329,16 +360,15 @@ LlamaConfig read_hf_llama_into(const std::string& dir, torch::Dtype dtype, const
   const bool config_tied = config.tie_embeddings;
 
   // ----------------------------------------------------------------------------- which file holds which tensor
-  std::vector<std::unique_ptr<SafetensorsFile>> files;
-  std::map<std::string, const SafetensorsFile*> where;  // hf key -> file
-  const fs::path single = root / "model.safetensors", index_path = root / "model.safetensors.index.json";
-  if (fs::exists(single)) {
-    files.push_back(std::make_unique<SafetensorsFile>(single.string()));
-    for (const auto& name : files.back()->names()) where[name] = files.back().get();
-  } else if (fs::exists(index_path)) {
+  // model.safetensors, or its sharded index; else pytorch_model.bin (torch.save zip, restricted unpickler), or its
+  // sharded index (same weight_map format). Safetensors first, as transformers prefers them.
+  std::vector<std::unique_ptr<TensorFileReader>> files;
+  std::map<std::string, const TensorFileReader*> where;  // hf key -> file
+  auto read_index = [&](const fs::path& index_path) {
+    const std::string index_name = index_path.filename().string();
     const nlohmann::json index = read_json(index_path);
     if (!index.contains("weight_map") || !index["weight_map"].is_object())
-      fail("model.safetensors.index.json has no \"weight_map\" object");
+      fail(index_name + " has no \"weight_map\" object");
     std::map<std::string, std::string> weight_map;  // key -> shard file name
     std::set<std::string> shards;
     for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
@@ -347,9 +377,9 @@ LlamaConfig read_hf_llama_into(const std::string& dir, torch::Dtype dtype, const
       shards.insert(it.value().get<std::string>());
     }
     for (const auto& shard : shards)
-      if (!fs::exists(root / shard)) fail("shard '" + shard + "' named in model.safetensors.index.json is missing");
+      if (!fs::exists(root / shard)) fail("shard '" + shard + "' named in " + index_name + " is missing");
     for (const auto& shard : shards) {
-      files.push_back(std::make_unique<SafetensorsFile>((root / shard).string()));
+      files.push_back(open_tensor_file((root / shard).string()));
       for (const auto& name : files.back()->names()) {
         auto wm = weight_map.find(name);
         if (wm == weight_map.end() || wm->second != shard)
@@ -360,11 +390,24 @@ LlamaConfig read_hf_llama_into(const std::string& dir, torch::Dtype dtype, const
     }
     for (const auto& [name, shard] : weight_map)
       if (!where.count(name)) fail("index lists tensor '" + name + "' in shard '" + shard + "', which lacks it");
+  };
+  auto read_single = [&](const fs::path& path) {
+    files.push_back(open_tensor_file(path.string()));
+    for (const auto& name : files.back()->names()) where[name] = files.back().get();
+  };
+  if (fs::exists(root / "model.safetensors")) {
+    read_single(root / "model.safetensors");
+  } else if (fs::exists(root / "model.safetensors.index.json")) {
+    read_index(root / "model.safetensors.index.json");
+  } else if (fs::exists(root / "pytorch_model.bin")) {
+    read_single(root / "pytorch_model.bin");
+  } else if (fs::exists(root / "pytorch_model.bin.index.json")) {
+    read_index(root / "pytorch_model.bin.index.json");
   } else {
     std::string found;
     for (const auto& e : fs::directory_iterator(root)) found += (found.empty() ? "" : ", ") + e.path().filename().string();
-    fail("has neither model.safetensors nor model.safetensors.index.json (found: " + found +
-         "); PyTorch .bin weights are not read: save the model with safe_serialization=True");
+    fail("has none of model.safetensors, model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json "
+         "(found: " + found + ")");
   }
 
   // -------------------------------------------------------------------------------------------- tied or untied head

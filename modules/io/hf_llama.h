@@ -1,5 +1,7 @@
-// Hugging Face LLaMA-like folders (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM):
-// config.json + model.safetensors, or a sharded model.safetensors.index.json with its shards. Conversion to our
+// Hugging Face folders of the LLaMA-like families (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM,
+// Qwen3ForCausalLM) and OPT (OPTForCausalLM; its key table in hf_opt.cpp): config.json + model.safetensors, a sharded
+// model.safetensors.index.json with its shards, or pytorch_model.bin (or its sharded index) read by torch_bin.h's
+// restricted unpickler. Conversion to our
 // canonical names (modules/io/state_dict.h) is the key table in hf_llama.cpp; q/k rows (and q/k biases, q/k norm
 // weights) are reordered by permute_rotary_qk, the only place that knows the two layouts.
 #pragma once

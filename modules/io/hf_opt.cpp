@@ -65,51 +65,31 @@ const FamilyKeys& opt_keys() {
 }
 
 LlamaConfig opt_config_from_hf_json(const nlohmann::json& j, const std::string& where) {
-  auto fail = [&](const std::string& key, const std::string& what) -> void {
-    throw std::runtime_error(where + ": key '" + key + "' " + what);
-  };
-  auto get_int = [&](const char* key, const int64_t* fallback) -> int64_t {
-    if (!j.contains(key) || j[key].is_null()) {
-      if (!fallback) fail(key, "is missing (an OPT config.json needs it)");
-      return *fallback;
-    }
-    if (!j[key].is_number_integer()) fail(key, "must be an integer, got " + j[key].dump());
-    return j[key].get<int64_t>();
-  };
-  auto get_bool = [&](const char* key, bool fallback) -> bool {
-    if (!j.contains(key) || j[key].is_null()) return fallback;
-    if (!j[key].is_boolean()) fail(key, "must be true or false, got " + j[key].dump());
-    return j[key].get<bool>();
-  };
-  auto get_token = [&](const char* key, int64_t fallback) -> int64_t {
-    if (!j.contains(key) || j[key].is_null()) return fallback;
-    if (!j[key].is_number_integer()) fail(key, "must be a token id, got " + j[key].dump());
-    return j[key].get<int64_t>();
-  };
+  const HfConfigKeys cfg{j, where, "an OPT"};
   LlamaConfig c;
   c.family = "opt";
   c.layer_norm = c.learned_positions = c.relu_mlp = true;
   if (j.contains("activation_function") && j["activation_function"] != "relu")
-    fail("activation_function", "is " + j["activation_function"].dump() + "; OPT's MLP here is ReLU (\"relu\")");
-  if (!get_bool("layer_norm_elementwise_affine", true))
-    fail("layer_norm_elementwise_affine", "is false; LayerNorms without weight and bias are not supported");
+    cfg.fail("activation_function", "is " + j["activation_function"].dump() + "; OPT's MLP here is ReLU (\"relu\")");
+  if (!cfg.get_bool("layer_norm_elementwise_affine", true))
+    cfg.fail("layer_norm_elementwise_affine", "is false; LayerNorms without weight and bias are not supported");
   for (const char* key : {"rope_scaling", "sliding_window", "rope_theta"})
-    if (j.contains(key) && !j[key].is_null()) fail(key, "is set; OPT has learned positions, no rotary embeddings");
-  c.dim = get_int("hidden_size", nullptr);
-  c.hidden_dim = get_int("ffn_dim", nullptr);
-  c.n_layers = get_int("num_hidden_layers", nullptr);
-  c.n_heads = c.n_kv_heads = get_int("num_attention_heads", nullptr);
-  c.vocab_size = get_int("vocab_size", nullptr);
+    if (j.contains(key) && !j[key].is_null()) cfg.fail(key, "is set; OPT has learned positions, no rotary embeddings");
+  c.dim = cfg.get_int("hidden_size", nullptr);
+  c.hidden_dim = cfg.get_int("ffn_dim", nullptr);
+  c.n_layers = cfg.get_int("num_hidden_layers", nullptr);
+  c.n_heads = c.n_kv_heads = cfg.get_int("num_attention_heads", nullptr);
+  c.vocab_size = cfg.get_int("vocab_size", nullptr);
   const int64_t default_positions = 2048;  // transformers' OPTConfig default
-  c.max_seq_len = get_int("max_position_embeddings", &default_positions);
-  c.embed_dim = get_int("word_embed_proj_dim", &c.dim);
+  c.max_seq_len = cfg.get_int("max_position_embeddings", &default_positions);
+  c.embed_dim = cfg.get_int("word_embed_proj_dim", &c.dim);
   c.norm_eps = 1e-5;  // nn.LayerNorm's default, which OPT uses
-  c.linear_bias = get_bool("enable_bias", true);
-  c.post_norm = !get_bool("do_layer_norm_before", true);
-  c.final_norm = !c.post_norm && !get_bool("_remove_final_layer_norm", false);
-  c.tie_embeddings = get_bool("tie_word_embeddings", true);  // PretrainedConfig's default; OPT ties its head
-  c.bos_id = get_token("bos_token_id", 2);
-  c.eos_id = get_token("eos_token_id", 2);
+  c.linear_bias = cfg.get_bool("enable_bias", true);
+  c.post_norm = !cfg.get_bool("do_layer_norm_before", true);
+  c.final_norm = !c.post_norm && !cfg.get_bool("_remove_final_layer_norm", false);
+  c.tie_embeddings = cfg.get_bool("tie_word_embeddings", true);  // PretrainedConfig's default; OPT ties its head
+  c.bos_id = cfg.get_token("bos_token_id", 2);
+  c.eos_id = cfg.get_token("eos_token_id", 2);
   try {
     c.validate();
   } catch (const std::invalid_argument& e) {

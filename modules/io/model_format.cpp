@@ -16,8 +16,8 @@ namespace fs = std::filesystem;
 namespace {
 
 const char* const kExpected =
-    "expected one of: a llama2.c .bin file (legacy or version 1), a Hugging Face LLaMA folder (config.json + "
-    "model.safetensors), a training checkpoint folder (with checkpoint.json) or an exported packed model folder "
+    "expected one of: a llama2.c .bin file (legacy or version 1), a Hugging Face model folder (config.json + "
+    "model.safetensors or pytorch_model.bin, or their sharded indexes), a training checkpoint folder (with checkpoint.json) or an exported packed model folder "
     "(config.json with a 'quantization' section)";
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
@@ -49,7 +49,7 @@ std::string detect_model_format(const std::string& path) {
   if (!fs::is_regular_file(st)) fail(path, "is neither a file nor a folder");
   const std::string name = p.filename().string();
   if (name == "config.json" || name == kCheckpointMarker || p.extension() == ".safetensors" ||
-      p.extension() == ".json")
+      p.extension() == ".json" || name == "pytorch_model.bin" || name.rfind("pytorch_model-", 0) == 0)
     fail(path, "is a file inside a model folder: pass the folder '" + p.parent_path().string() + "' instead");
   return "llama2c";
 }
@@ -63,7 +63,7 @@ LoadedCheckpoint read_fp_checkpoint(const std::string& path) {
                                : "is a training checkpoint folder (it has " + std::string(kCheckpointMarker) + ")";
   throw std::runtime_error("model path '" + path + "' " + what +
                            ", but a full-precision model is needed here: a llama2.c .bin file or a Hugging Face "
-                           "LLaMA folder (config.json + model.safetensors)");
+                           "model folder (config.json + model.safetensors or pytorch_model.bin)");
 }
 
 }  // namespace bmos

@@ -21,33 +21,29 @@
 
 #include <torch/torch.h>
 
+#include "modules/io/tensor_file.h"
+
 namespace bmos {
 
-struct SafetensorsInfo {
-  std::string name;
-  std::string dtype;            // as in the file: "F32", "BF16", "U32", ...
-  std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0;  // byte range inside the data buffer
-};
-
-class SafetensorsFile {
+// SafetensorsInfo (name, dtype as in the file, shape, byte range) is defined in tensor_file.h.
+class SafetensorsFile : public TensorFileReader {
  public:
   // Opens, validates and maps `path`. Throws std::runtime_error naming the file (and the tensor) on any defect.
   explicit SafetensorsFile(const std::string& path);
-  ~SafetensorsFile();
+  ~SafetensorsFile() override;
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const override { return path_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  std::vector<std::string> names() const;  // in data-offset order (the order they were written)
-  bool contains(const std::string& name) const { return index_.count(name) != 0; }
-  const SafetensorsInfo& info(const std::string& name) const;  // throws naming the file and the tensor
+  std::vector<std::string> names() const override;  // in data-offset order (the order they were written)
+  bool contains(const std::string& name) const override { return index_.count(name) != 0; }
+  const SafetensorsInfo& info(const std::string& name) const override;  // throws naming the file and the tensor
 
   // The tensor in its stored dtype (U32 -> int32 with the same bits), an owned contiguous copy.
-  torch::Tensor load(const std::string& name) const;
+  torch::Tensor load(const std::string& name) const override;
   // F32, F16 or BF16 converted to fp32; any other dtype is an error naming the tensor.
-  torch::Tensor load_float(const std::string& name) const;
+  torch::Tensor load_float(const std::string& name) const override;
 
  private:
   std::string path_;

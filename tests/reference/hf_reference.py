@@ -40,8 +40,15 @@ def read_safetensors(path):
 def read_weights(model_dir):
     if os.path.exists(model_dir + "/model.safetensors"):
         return read_safetensors(model_dir + "/model.safetensors")
-    sd = torch.load(model_dir + "/pytorch_model.bin", map_location="cpu")
-    return {k: v.to(torch.float64) for k, v in sd.items()}
+    if os.path.exists(model_dir + "/pytorch_model.bin.index.json"):
+        with open(model_dir + "/pytorch_model.bin.index.json") as f:
+            shards = sorted(set(json.load(f)["weight_map"].values()))
+    else:
+        shards = ["pytorch_model.bin"]
+    out = {}
+    for shard in shards:
+        out.update({k: v.to(torch.float64) for k, v in torch.load(model_dir + "/" + shard, map_location="cpu").items()})
+    return out
 
 
 def layer_norm(x, w, b, eps=1e-5):  # nn.LayerNorm

@@ -2,8 +2,11 @@
 #include "trainer/job/job_config.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -21,7 +24,8 @@ namespace fs = std::filesystem;
 // One YAML mapping being read: remembers the keys it was asked for, so unknown keys can be reported.
 class Section {
  public:
-  Section(YAML::Node node, std::string path, const std::string* file) : node_(node), path_(std::move(path)), file_(file) {
+  Section(YAML::Node node, std::string path, const std::string* file, std::map<std::string, std::string>* resolved)
+      : node_(node), path_(std::move(path)), file_(file), resolved_(resolved) {
     if (node_ && !node_.IsNull() && !node_.IsMap()) fail(path_, "expected a mapping (key: value pairs)", node_);
   }
 
@@ -32,26 +36,53 @@ class Section {
 
   template <typename T>
   void get(const std::string& key, T& out) {
-    if (!has(key)) return;
-    out = convert<T>(node_[key], join(key));
+    if (has(key)) out = convert<T>(node_[key], join(key));
+    record(key, out);
   }
 
   template <typename T>
   void get_list(const std::string& key, std::vector<T>& out) {
-    if (!has(key)) return;
-    YAML::Node n = node_[key];
-    if (n.IsScalar()) {  // a single value where a list is expected is accepted as a one-element list
-      out = {convert<T>(n, join(key))};
-      return;
+    if (has(key)) {
+      YAML::Node n = node_[key];
+      if (n.IsScalar()) {  // a single value where a list is expected is accepted as a one-element list
+        out = {convert<T>(n, join(key))};
+      } else {
+        if (!n.IsSequence()) fail(join(key), "expected a list", n);
+        out.clear();
+        for (size_t i = 0; i < n.size(); ++i) out.push_back(convert<T>(n[i], join(key) + "[" + std::to_string(i) + "]"));
+      }
     }
-    if (!n.IsSequence()) fail(join(key), "expected a list", n);
-    out.clear();
-    for (size_t i = 0; i < n.size(); ++i) out.push_back(convert<T>(n[i], join(key) + "[" + std::to_string(i) + "]"));
+    record(key, out);
+  }
+
+  // A value as JobConfig::resolved holds it.
+  template <typename T>
+  static std::string show(const T& v) {
+    if constexpr (std::is_same_v<T, std::string>) return v;
+    else if constexpr (std::is_same_v<T, bool>) return v ? "true" : "false";
+    else if constexpr (std::is_floating_point_v<T>) {  // the shortest text that reads back as the same double
+      char buf[32];
+      for (int digits = 15; digits <= 17; ++digits) {
+        std::snprintf(buf, sizeof buf, "%.*g", digits, double(v));
+        if (std::strtod(buf, nullptr) == double(v)) break;
+      }
+      return buf;
+    } else return std::to_string(v);
+  }
+  template <typename T>
+  static std::string show(const std::vector<T>& v) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + show(v[i]);
+    return s + "]";
+  }
+  template <typename T>
+  void record(const std::string& key, const T& value) {
+    if (resolved_) (*resolved_)[join(key)] = show(value);
   }
 
   Section sub(const std::string& key) {
     seen_.insert(key);
-    return Section(node_ && node_.IsMap() ? node_[key] : YAML::Node(), join(key), file_);
+    return Section(node_ && node_.IsMap() ? node_[key] : YAML::Node(), join(key), file_, resolved_);
   }
 
   // Sequence of mappings under key.
@@ -60,7 +91,7 @@ class Section {
     if (!has(key)) return out;
     YAML::Node n = node_[key];
     if (!n.IsSequence()) fail(join(key), "expected a list of mappings", n);
-    for (size_t i = 0; i < n.size(); ++i) out.emplace_back(n[i], join(key) + "[" + std::to_string(i) + "]", file_);
+    for (size_t i = 0; i < n.size(); ++i) out.emplace_back(n[i], join(key) + "[" + std::to_string(i) + "]", file_, resolved_);
     return out;
   }
 
@@ -113,6 +144,7 @@ class Section {
   YAML::Node node_;
   std::string path_;
   const std::string* file_;
+  std::map<std::string, std::string>* resolved_;  // JobConfig::resolved
   std::set<std::string> seen_;
 };
 
@@ -151,7 +183,7 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
   job.file = file;
   job.text = text;
   YAML::Node root = load_root(text, file);
-  Section top(root, "", &job.file);
+  Section top(root, "", &job.file, &job.resolved);
 
   Section run = top.sub("run");
   run.get("name", job.run.name);
@@ -160,6 +192,7 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
   run.get("device", job.run.device);
   run.get("threads", job.run.threads);
   run.get("dist_timeout_s", job.run.dist_timeout_s);
+  run.get("tensorboard", job.run.tensorboard);
   run.check_unknown();
   if (job.run.name.empty()) job.run.name = fs::path(file).stem().string();
   if (job.run.out_dir.empty()) job.run.out_dir = "runs/" + job.run.name;
@@ -222,7 +255,8 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
     s.get("name", src.name);
     s.get("format", src.format);
     s.get_list("files", src.files);
-    s.get("weight", src.weight);
+    std::string weight = "1";  // a number, or "size": mixed as if the corpora were concatenated
+    s.get("weight", weight);
     s.get("text_key", src.text_key);
     s.get("doc_split", src.doc_split);
     s.get("skip_bad_lines", src.skip_bad_lines);
@@ -231,7 +265,19 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
     if (src.format != "text" && src.format != "jsonl" && src.format != "jsonl.gz")
       s.fail("format", "must be text, jsonl or jsonl.gz");
     if (src.files.empty()) s.fail("files", "missing: a list of corpus files");
-    if (!(src.weight > 0)) s.fail("weight", "must be > 0");
+    if (weight == "size") {
+      src.weight = DataSource::kWeightBySize;
+    } else {
+      size_t used = 0;
+      try {
+        src.weight = std::stod(weight, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != weight.size() || !(src.weight > 0))
+        s.fail("weight", "must be a number > 0 or \"size\" (the source's share of blocks, as concatenated corpora "
+                         "mix), got '" + weight + "'");
+    }
     if (src.doc_split != "line" && src.doc_split != "blank_line" && src.doc_split != "file")
       s.fail("doc_split", "must be line, blank_line or file");
     for (auto& f : src.files) f = resolve(base_dir, f);
@@ -260,6 +306,7 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
   Section train = top.sub("train");
   train.get("tokens", job.train.tokens);
   train.get("steps", job.train.steps);
+  train.get("epochs", job.train.epochs);
   train.get("batch_size", job.train.batch_size);
   train.get("grad_accum", job.train.grad_accum);
   train.get("lr", job.train.lr);
@@ -273,6 +320,7 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
     job.train.beta1 = b[0];
     job.train.beta2 = b[1];
   }
+  train.record("betas", std::vector<double>{job.train.beta1, job.train.beta2});
   train.get("warmup_ratio", job.train.warmup_ratio);
   train.get("schedule", job.train.schedule);
   train.get("min_lr_ratio", job.train.min_lr_ratio);
@@ -293,6 +341,9 @@ JobConfig parse_job(const std::string& text, const std::string& file, const std:
   if (job.train.schedule != "cosine" && job.train.schedule != "linear" && job.train.schedule != "constant")
     train.fail("schedule", "must be cosine, linear or constant");
   if (job.train.tokens < 0 || job.train.steps < 0) train.fail("tokens", "tokens and steps must be >= 0");
+  if (job.train.epochs < 0) train.fail("epochs", "must be >= 0");
+  if ((job.train.tokens > 0) + (job.train.steps > 0) + (job.train.epochs > 0) > 1)
+    train.fail(job.train.epochs > 0 ? "epochs" : "steps", "set one budget: tokens, steps or epochs");
   if (job.train.log_every < 1) train.fail("log_every", "must be >= 1");
 
   Section distill = top.sub("distill");

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@ struct RunConfig {
   int threads = 0;              // run.threads          0 = all cores
   int dist_timeout_s = 300;     // run.dist_timeout_s   data-parallel: how long a rank waits for the others (to join,
                                 //                      in a collective) before it stops with an error naming itself
+  bool tensorboard = true;      // run.tensorboard      also write every metrics.jsonl scalar to a TensorBoard events
+                                //                      file in run.out_dir (trainer/metrics_log.h)
 };
 
 struct ModelSource {
@@ -66,6 +69,9 @@ struct GenerateConfig {              // teacher-generated corpus (bmos data gene
 struct TrainConfig {
   int64_t tokens = 0;                // train.tokens       token budget (steps = tokens / (batch*seq_len*accum))
   int64_t steps = 0;                 // train.steps        alternative to tokens
+  double epochs = 0;                 // train.epochs       alternative to tokens: passes over the prepared data (every
+                                     //                    source's blocks once; the paper's 3); steps = epochs x
+                                     //                    blocks / (batch_size x grad_accum)
   int64_t batch_size = 8;            // train.batch_size
   int64_t grad_accum = 1;            // train.grad_accum
   double lr = 2e-4;                  // train.lr           latent weights (and everything without its own lr)
@@ -124,6 +130,9 @@ struct CheckpointConfig {
 struct JobConfig {
   std::string file;                  // the job file's path
   std::string text;                  // its resolved contents, saved in the run folder
+  std::map<std::string, std::string> resolved;  // every key read, by key path, with its value as parsed or its default
+                                     // ("train.lr" -> "0.0002", "data.sources[0].files" -> "[a.txt]"): what a
+                                     // resume compares (job_diff.h)
   RunConfig run;
   ModelSource teacher;
   TokenizerConfig tokenizer;
