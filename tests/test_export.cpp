@@ -52,6 +52,23 @@ std::shared_ptr<BinaryMoSLinearImpl> random_binarymos(int64_t in, int64_t out, i
 }
 
 // ----------------------------------------------------------------------------------------------- the packed layer
+// The linears that carry biases in the real families (configs/shapes): Qwen2.5-0.5B's q and k (896 -> 896, 896 -> 128),
+// OPT-125M's fc1/fc2 (768 <-> 3072) and OPT-1.3B's q (2048 -> 2048), as one decode token (GEMV) and a 16-token prefill.
+TEST(PackedLinear, BiasOnRealFamilyShapes) {
+  torch::NoGradGuard no_grad;
+  for (auto [in, out] : {std::pair<int64_t, int64_t>{896, 896}, {896, 128}, {768, 3072}, {3072, 768}, {2048, 2048}}) {
+    auto train = random_binarymos(in, out, 4, /*bias=*/true, in + out);
+    auto packed = PackedBinaryMoSLinearImpl::from_binarymos(*train);
+    for (int64_t tokens : {1, 16}) {
+      const torch::Tensor x = torch::randn({tokens, in});
+      const double err = max_rel(packed->forward(x), train->forward(x));
+      EXPECT_LE(err, 1e-5) << in << "x" << out << " tokens " << tokens << ": max rel diff " << err;
+      // a bias left out (or added twice) would show: it is not small next to the outputs
+      EXPECT_GT(max_rel(packed->forward(x) - train->bias, train->forward(x)), 1e-3);
+    }
+  }
+}
+
 TEST(PackedLinear, MatchesBinaryMoSLayerOnOddShapes) {
   torch::NoGradGuard no_grad;
   for (auto [in, out] : {std::pair<int64_t, int64_t>{37, 53}, {100, 61}, {64, 64}, {1, 5}, {33, 1}}) {
