@@ -6,7 +6,7 @@ namespace bmos {
 
 namespace {
 
-using OnToken = std::function<void(int64_t row, int32_t prev, int32_t next)>;
+using OnToken = std::function<bool(int64_t row, int32_t prev, int32_t next)>;  // false: that row stops
 
 std::vector<std::vector<int32_t>> decode(Llama& model, const std::vector<std::vector<int32_t>>& prompts,
                                          std::vector<Sampler>& samplers, int64_t steps, const OnToken& on_token) {
@@ -50,9 +50,13 @@ std::vector<std::vector<int32_t>> decode(Llama& model, const std::vector<std::ve
         alive[b] = false;
         continue;
       }
-      if (on_token) on_token(b, tokens[b].back(), t);
+      const bool go_on = !on_token || on_token(b, tokens[b].back(), t);
       tokens[b].push_back(t);
       nx[b][0] = t;
+      if (!go_on) {
+        alive[b] = false;
+        continue;
+      }
       any = true;
     }
     if (!any || len + 1 > steps) break;
@@ -67,8 +71,20 @@ std::vector<int32_t> generate(Llama& model, const std::vector<int32_t>& prompt, 
                               const std::function<void(int32_t prev, int32_t next)>& on_token) {
   std::vector<Sampler> sampler{Sampler(model->config.vocab_size, options.temperature, options.top_p, options.seed)};
   OnToken each;
-  if (on_token) each = [&](int64_t, int32_t prev, int32_t next) { on_token(prev, next); };
+  if (on_token)
+    each = [&](int64_t, int32_t prev, int32_t next) {
+      on_token(prev, next);
+      return true;
+    };
   return decode(model, {prompt}, sampler, options.steps, each).front();
+}
+
+std::vector<int32_t> generate_until(Llama& model, const std::vector<int32_t>& prompt, const GenerateOptions& options,
+                                    const std::function<bool(int32_t prev, int32_t next)>& on_token) {
+  std::vector<Sampler> sampler{Sampler(model->config.vocab_size, options.temperature, options.top_p, options.seed)};
+  return decode(model, {prompt}, sampler, options.steps,
+                [&](int64_t, int32_t prev, int32_t next) { return on_token(prev, next); })
+      .front();
 }
 
 std::vector<std::vector<int32_t>> generate_batch(Llama& model, const std::vector<std::vector<int32_t>>& prompts,

@@ -23,6 +23,11 @@ struct GenerateOptions {
 std::vector<int32_t> generate(Llama& model, const std::vector<int32_t>& prompt, const GenerateOptions& options,
                               const std::function<void(int32_t prev, int32_t next)>& on_token = {});
 
+// generate() that the caller can end early: on_token(prev, next) is called as above and returns false to stop after
+// `next` (a stop string seen, a client gone); its answer for the prompt's tokens is ignored. Returns all tokens.
+std::vector<int32_t> generate_until(Llama& model, const std::vector<int32_t>& prompt, const GenerateOptions& options,
+                                    const std::function<bool(int32_t prev, int32_t next)>& on_token);
+
 // The same loop for several sequences at once: row b starts from prompts[b] (all of one length) and draws from
 // samplers[b]; a row that emits BOS/EOS stops while the others go on. Returns each row's tokens, prompt first.
 std::vector<std::vector<int32_t>> generate_batch(Llama& model, const std::vector<std::vector<int32_t>>& prompts,

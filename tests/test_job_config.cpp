@@ -73,14 +73,14 @@ TEST(JobConfig, ErrorsNameFileLineAndKey) {
 
 TEST(JobConfig, DistillReductionHiddenStatesAndTensorboardKeys) {
   const JobConfig d = parse_job(kMinimal, "job.yaml", "");
-  EXPECT_EQ(d.distill.kl_reduction, "token_mean");  // defaults: the behaviour before the keys existed
-  EXPECT_EQ(d.distill.hidden_states, "blocks");
+  EXPECT_EQ(d.distill.kl_reduction, "sequence_sum");  // defaults: the paper's loss (experiments/results/recipe_e4)
+  EXPECT_EQ(d.distill.hidden_states, "hf");
   EXPECT_TRUE(d.run.tensorboard);
-  const JobConfig p = parse_job(std::string(kMinimal) + "distill: {kl_reduction: sequence_sum, hidden_states: hf}\n" +
+  const JobConfig p = parse_job(std::string(kMinimal) + "distill: {kl_reduction: token_mean, hidden_states: blocks}\n" +
                                     "run: {tensorboard: false}\n",
                                 "job.yaml", "");
-  EXPECT_EQ(p.distill.kl_reduction, "sequence_sum");
-  EXPECT_EQ(p.distill.hidden_states, "hf");
+  EXPECT_EQ(p.distill.kl_reduction, "token_mean");
+  EXPECT_EQ(p.distill.hidden_states, "blocks");
   EXPECT_FALSE(p.run.tensorboard);
   EXPECT_EQ(error_of(std::string(kMinimal) + "distill: {kl_reduction: batchmean}\n"),
             "job.yaml:2: distill.kl_reduction: must be token_mean or sequence_sum");

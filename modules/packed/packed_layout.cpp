@@ -156,7 +156,8 @@ std::vector<PackedTensor> packed_tensor_plan(const LlamaConfig& c, const PackedQ
   if (c.projects_embeddings()) plan.push_back({"project_out.weight", {c.embedding_dim(), c.dim}, q.fp_dtype});
   if (!c.tie_embeddings) embedding("output");
   if (used != packed.size()) {
-    for (const auto& [name, spec] : packed) {
+    for (const auto& entry : packed) {  // not a structured binding: C++17 lambdas cannot capture one (clang refuses)
+      const std::string& name = entry.first;
       const bool known =
           std::any_of(linears.begin(), linears.end(), [&](const LinearShape& l) { return l.name == name; });
       if (!known) throw std::invalid_argument("packed layout: '" + name + "' is not a decoder linear of this config");

@@ -14,5 +14,6 @@ int cmd_eval(const std::vector<std::string>& args);      // bmos eval JOB.yaml |
 int cmd_export(const std::vector<std::string>& args);    // bmos export --checkpoint DIR --out DIR
 int cmd_plan(const std::vector<std::string>& args);      // bmos plan JOB.yaml [--world N]
 int cmd_init_model(const std::vector<std::string>& args);  // bmos init-model --like CONFIG.json --out DIR
+int cmd_serve(const std::vector<std::string>& args);       // bmos serve --model PATH [--port N]
 
 }  // namespace bmos

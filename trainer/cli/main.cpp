@@ -48,6 +48,10 @@ const std::vector<Subcommand>& subcommands() {
        "cmd_plan.cpp", {"set"}},
       {"init-model", bmos::cmd_init_model, "init-model --like CONFIG.json --out DIR [--seed S] [--shard_gb G]",
        "cmd_init_model.cpp", {"seed", "out"}},
+      {"serve", bmos::cmd_serve,
+       "serve --model PATH [--tokenizer PATH] [--host 127.0.0.1] [--port N] [--threads N] [--max_queue N] "
+       "[--device cpu|cuda|cuda:N]",
+       "cmd_serve.cpp", {"model", "tokenizer", "threads", "device"}},
   };
   return all;
 }

@@ -99,10 +99,10 @@ struct DistillConfig {
   double hidden_mse = 10.0;          // distill.hidden_mse   weight of sum over layers of hidden-state MSE
   double ce = 0.0;                   // distill.ce           weight of next-token cross-entropy
   double temperature = 1.0;          // distill.temperature
-  std::string kl_reduction = "token_mean";  // distill.kl_reduction  token_mean (the mean over all tokens) |
+  std::string kl_reduction = "sequence_sum";  // distill.kl_reduction  token_mean (the mean over all tokens) |
                                      //   sequence_sum (summed over each sequence's tokens, mean over sequences: the
                                      //   reference's F.kl_div(..., reduction="batchmean") on (B, T, V) logits)
-  std::string hidden_states = "blocks";  // distill.hidden_states  blocks (every block's output) | hf (the
+  std::string hidden_states = "hf";  // distill.hidden_states  blocks (every block's output) | hf (the
                                      //   reference's hidden_states[1:]: the last one after the final norm)
 };
 
