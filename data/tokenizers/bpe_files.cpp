@@ -42,6 +42,14 @@ json parse(const std::string& file, const std::string& text) {
 bool is_set(const json& j, const char* key) { return j.contains(key) && !j[key].is_null(); }
 
 // An AddedToken as tokenizer.json and tokenizer_config.json write it; the flags we do not implement are errors.
+// A token id: an integer in [0, 2^31). A float (1e300 would overflow the conversion), a string or an out-of-range
+// number is an error naming the key.
+int32_t token_id(const std::string& file, const std::string& key, const json& v) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
+    fail(file, key, "a token id must be an integer in [0, 2^31), got " + v.dump());
+  return static_cast<int32_t>(v.get<int64_t>());
+}
+
 BpeFiles::AddedToken added_token(const std::string& file, const std::string& key, const json& t, int32_t id, bool nfc) {
   const std::string content = t.at("content");
   if (content.empty()) fail(file, key, "an added token with empty content");
@@ -89,7 +97,8 @@ void read_tokenizer_json(const std::string& file, const json& j, BpeFiles& f, st
   if (model.value("byte_fallback", false))
     fail(file, "model.byte_fallback", "true: a SentencePiece-style BPE, not byte-level (use its tokenizer.model)");
   f.ignore_merges = model.value("ignore_merges", false);
-  for (const auto& [piece, id] : model.at("vocab").items()) f.vocab.emplace_back(piece, id.get<int32_t>());
+  for (const auto& [piece, id] : model.at("vocab").items())
+    f.vocab.emplace_back(piece, token_id(file, "model.vocab['" + piece + "']", id));
   for (const auto& m : model.at("merges")) {
     if (m.is_array()) {
       f.merges.emplace_back(m.at(0).get<std::string>(), m.at(1).get<std::string>());
@@ -170,7 +179,8 @@ void read_tokenizer_json(const std::string& file, const json& j, BpeFiles& f, st
   if (j.contains("added_tokens"))
     for (size_t i = 0; i < j["added_tokens"].size(); ++i) {
       const json& t = j["added_tokens"][i];
-      f.added.push_back(added_token(file, "added_tokens[" + std::to_string(i) + "]", t, t.at("id"), f.nfc));
+      const std::string key = "added_tokens[" + std::to_string(i) + "]";
+      f.added.push_back(added_token(file, key, t, token_id(file, key + ".id", t.at("id")), f.nfc));
     }
 }
 
@@ -182,7 +192,8 @@ void read_vocab_merges(const fs::path& folder, const Config& c, BpeFiles& f, Sha
   h.update(std::string("\0merges\0", 8));
   h.update(mtext);
   const json vocab = parse(vocab_file, vtext);
-  for (const auto& [piece, id] : vocab.items()) f.vocab.emplace_back(piece, id.get<int32_t>());
+  for (const auto& [piece, id] : vocab.items())
+    f.vocab.emplace_back(piece, token_id(vocab_file, "['" + piece + "']", id));
   std::istringstream lines(mtext);
   std::string line;
   for (int lineno = 1; std::getline(lines, line); ++lineno) {

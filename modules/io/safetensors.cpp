@@ -211,7 +211,7 @@ torch::Tensor SafetensorsFile::load(const std::string& name) const {
   // the mapping.
   torch::Tensor out = torch::empty(t.shape, torch::TensorOptions().dtype(spec->torch_type));
   const unsigned char* src = map_ + data_start_ + t.begin;
-  std::memcpy(out.data_ptr(), src, t.end - t.begin);
+  if (t.end > t.begin) std::memcpy(out.data_ptr(), src, t.end - t.begin);  // an empty tensor has no data pointer
   // The copy is ours now: hand the mapped pages back (they stay in the page cache), so reading a model tensor by
   // tensor keeps resident memory at what the caller holds, not the whole file.
   const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));

@@ -80,7 +80,8 @@ struct HttpServer::Impl {
               [this](const httplib::Request& req, httplib::Response& res) { completions(req, res); });
     // Every status >= 400 passes here, ours too (they carry a body already); httplib's own (400, 413, ...) have none.
     using Reply = httplib::Server::HandlerResponse;
-    http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+    using ErrorHandler = httplib::Server::HandlerWithResponse;
+    http.set_error_handler(ErrorHandler([](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return Reply::Unhandled;
       send_error(res, res.status, "HTTP " + std::to_string(res.status) + " on " + req.method + " " + req.path,
                  error_type(res.status));
