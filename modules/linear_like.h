@@ -15,6 +15,14 @@ class LinearLike : public torch::nn::Module {
   virtual std::string kind() const = 0;  // "fp", "binarymos", "sign", "packed"
 };
 
+// Token rows that are not an fp32 embedding weight (an exported model's int8 rows): LlamaImpl::token_rows.
+class RowTable {
+ public:
+  virtual ~RowTable() = default;
+  // ids (...) int64 -> (..., width) fp32
+  virtual torch::Tensor rows(const torch::Tensor& ids) = 0;
+};
+
 // While one is alive (on this thread), new layers and models leave their weights uninitialised: torch::empty touches
 // no page, so nothing becomes resident until a loader fills each parameter (a 7B model is never initialised only to
 // be overwritten).

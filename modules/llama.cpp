@@ -176,11 +176,12 @@ torch::Tensor LlamaImpl::head_input(const torch::Tensor& h) {
 }
 
 torch::Tensor LlamaImpl::vocab_logits(const torch::Tensor& n) {
-  return output ? output->forward(n) : torch::matmul(n, tok_embeddings->weight.t());
+  if (output) return output->forward(n);
+  return tied_head ? tied_head->forward(n) : torch::matmul(n, tok_embeddings->weight.t());
 }
 
 torch::Tensor LlamaImpl::embed(const torch::Tensor& tokens, int64_t start) {
-  torch::Tensor h = tok_embeddings->forward(tokens);  // (B, T, embedding_dim)
+  torch::Tensor h = token_rows ? token_rows->rows(tokens) : tok_embeddings->forward(tokens);  // (B, T, embedding_dim)
   if (project_in) h = project_in->forward(h);          // (B, T, dim)
   if (pos_embeddings) {
     const int64_t T = tokens.size(1);
@@ -219,7 +220,7 @@ LlamaOutput LlamaImpl::forward(const torch::Tensor& tokens, bool want_hidden, bo
 }
 
 torch::Tensor LlamaImpl::head_weight() const {
-  if (!output) return tok_embeddings->weight;
+  if (!output) return tied_head ? torch::Tensor() : tok_embeddings->weight;
   const auto fp = std::dynamic_pointer_cast<FpLinearImpl>(output);
   return fp && !fp->bias.defined() ? fp->weight : torch::Tensor();
 }

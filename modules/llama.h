@@ -129,6 +129,10 @@ class LlamaImpl : public torch::nn::Module, public LanguageModel {
   torch::nn::ModuleList layers{nullptr};
   Norm norm{nullptr};                  // nullptr without final_norm
   std::shared_ptr<LinearLike> output;  // nullptr when tied to tok_embeddings
+  // Serving forms the packed loader may set (modules/packed/packed_model.h; null otherwise): token rows looked up
+  // instead of tok_embeddings' weight (then left empty), and the head of a tied model as a LinearLike.
+  std::shared_ptr<RowTable> token_rows;
+  std::shared_ptr<LinearLike> tied_head;
 
  private:
   torch::Tensor vocab_logits(const torch::Tensor& n);  // head input (B, T, embedding_dim) -> (B, T, vocab)

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of outside input (tests/fuzz/README.md): builds the gcc core (build/) and the clang libFuzzer
-# harnesses (build-fuzz/), runs each harness for SECONDS (default 600) under ASan+UBSan, and prints a table. New crash
+# harnesses (build-fuzz/), runs each harness for SECONDS (default 600) or RUNS executions (default 1,000,000),
+# whichever ends first, under ASan+UBSan, and prints a table. New crash
 # inputs land in tests/fuzz/crashes/<harness>/ (commit them with the fix: ctest's test_fuzz_replay replays them); the
 # corpus each run grows stays in build-fuzz/corpus/<harness>/ (the committed seeds are tests/fuzz/corpus/<harness>/).
 #   scripts/fuzz.sh [SECONDS] [HARNESS...]        e.g. scripts/fuzz.sh 60 safetensors torch_bin
-# Environment: JOBS (build), RSS_MB (default 2048), TIMEOUT_S (one input, default 20), NO_BUILD=1 (use what is built).
+# Environment: RUNS (0 = no cap), JOBS (build), RSS_MB (default 2048), TIMEOUT_S (one input, default 20), NO_BUILD=1 (use what is built).
 # Needs clang and libFuzzer (Debian's clang-14 ships it: scripts/setup.sh --fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-600}
 shift || true
 RSS_MB=${RSS_MB:-2048}
+RUNS=${RUNS:-1000000}
 TIMEOUT_S=${TIMEOUT_S:-20}
 
 if [ "${NO_BUILD:-0}" != 1 ]; then
@@ -39,20 +41,31 @@ for h in "${harnesses[@]}"; do
   [ -x "$bin" ] || { echo "fuzz.sh: no $bin (unknown harness or not built)" >&2; exit 1; }
   crashes=tests/fuzz/crashes/$h; work=build-fuzz/corpus/$h
   mkdir -p "$crashes" "$work"
-  before=$(find "$crashes" -type f | wc -l)
+  # Findings only: libFuzzer also drops slow-unit-* files (an input over 10 s, e.g. while the machine was busy or the
+  # process stopped), which are moved to build-fuzz/slow/<harness>/ and reported, not counted as crashes.
+  findings() { find "$crashes" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l; }
+  before=$(findings)
   dict=(); [ -f "tests/fuzz/dict/$h.dict" ] && dict=(-dict="tests/fuzz/dict/$h.dict")
   echo "fuzz.sh: $h for ${SECONDS_EACH}s (log build-fuzz/logs/$h.log)"
   rc=0
-  "$bin" -max_total_time="$SECONDS_EACH" -rss_limit_mb="$RSS_MB" -timeout="$TIMEOUT_S" -print_final_stats=1 \
+  t0=$(date +%s)
+  runs=(); [ "$RUNS" != 0 ] && runs=(-runs="$RUNS")
+  "$bin" -max_total_time="$SECONDS_EACH" "${runs[@]}" -rss_limit_mb="$RSS_MB" -timeout="$TIMEOUT_S" -print_final_stats=1 \
     -artifact_prefix="$crashes/" "${dict[@]}" "$work" "tests/fuzz/corpus/$h" >"build-fuzz/logs/$h.log" 2>&1 || rc=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "build-fuzz/logs/$h.log" | grep -o '[0-9]*$' || true)
   rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "build-fuzz/logs/$h.log" | grep -o '[0-9]*$' || true)
   if [ -z "$execs" ]; then  # a crash ends libFuzzer before its final stats: the last status line has the count
     execs=$(grep -o '^#[0-9]*' "build-fuzz/logs/$h.log" | tail -1 | tr -d '#' || true)
   fi
-  after=$(find "$crashes" -type f | wc -l)
+  after=$(findings)
   status=ok; [ "$rc" -ne 0 ] && status="exit $rc: see build-fuzz/logs/$h.log"
-  rows+=("$(printf '%-22s %12s %9s %12s  %s' "$h" "${execs:-?}" "${rate:-?}" "$((after - before))" "$status")")
+  slow=$(find "$crashes" -type f -name 'slow-unit-*' | wc -l)
+  if [ "$slow" -gt 0 ]; then
+    mkdir -p "build-fuzz/slow/$h" && mv "$crashes"/slow-unit-* "build-fuzz/slow/$h/"
+    status="$status ($slow slow units in build-fuzz/slow/$h/)"
+  fi
+  rows+=("$(printf '%-22s %12s %9s %7s %12s  %s' "$h" "${execs:-?}" "${rate:-?}" "$(($(date +%s) - t0))" \
+    "$((after - before))" "$status")")
 done
-printf '\n%-22s %12s %9s %12s  %s\n' harness executions exec/s new_crashes status
+printf '\n%-22s %12s %9s %7s %12s  %s\n' harness executions exec/s seconds new_crashes status
 printf '%s\n' "${rows[@]}"

@@ -23,6 +23,10 @@
 #include "modules/sign_linear.h"
 #include "trainer/export/export.h"
 #include "trainer/export/export_size.h"
+#include "trainer/export/export_stream.h"
+#include "modules/io/hf_llama.h"
+#include "modules/io/model_files.h"
+#include "modules/io/safetensors.h"
 #include "tests/test_util.h"
 
 namespace bmos {
@@ -227,14 +231,16 @@ std::vector<RoundTripCase> round_trip_cases() {
   e1.experts = 1;
   attention_only.patterns = {"layers.*.attention.*"};
   sign.method = "sign";
-  ExportOptions f32, f16, bf16_int8;  // (a Sign layer's alpha is computed from its latent weights: f32 only)
+  ExportOptions f32, f16, bf16_int8, f16_int8;  // (a Sign layer's alpha is computed from its latent weights: f32 only)
   f32.scale_dtype = f32.fp_dtype = "f32";
   bf16_int8.scale_dtype = "bf16";
   bf16_int8.embedding_bits = 8;
+  f16_int8.embedding_bits = 8;
   return {{"e4_f32_untied", false, e4, false, f32},     {"e4_f16_tied_bias", true, e4, true, f16},
           {"e1_f32_bias", false, e1, true, f32},        {"e1_f16_untied", false, e1, false, f16},
           {"attention_only_f16", true, attention_only, false, f16},
-          {"sign_f32", false, sign, true, f32},         {"e4_bf16_int8_untied", false, e4, false, bf16_int8}};
+          {"sign_f32", false, sign, true, f32},         {"e4_bf16_int8_untied", false, e4, false, bf16_int8},
+          {"e4_f16_int8_tied", true, e4, false, f16_int8}};
 }
 
 TEST(Export, RoundTripLogitsMatchTrainingGraph) {
@@ -263,6 +269,11 @@ TEST(Export, RoundTripLogitsMatchTrainingGraph) {
     int64_t packed_layers = 0;
     for (const auto& n : loaded.model->linear_names()) packed_layers += loaded.model->get_linear(n)->kind() == "packed";
     EXPECT_EQ(packed_layers, quantized);
+    if (report.quantization.embedding_bits == 8) {  // int8 rows stay int8: the table and the head
+      EXPECT_TRUE(loaded.model->token_rows != nullptr);
+      EXPECT_EQ(loaded.model->tok_embeddings->weight.numel(), 0);
+      EXPECT_EQ((cs.tied ? loaded.model->tied_head : loaded.model->output)->kind(), "int8_rows");
+    }
 
     round_like_file(train, report.quantization);
     const torch::Tensor tokens = sample_tokens(c, 3, 17, seed);
@@ -406,6 +417,124 @@ TEST(Export, Int8RowsRoundTripWithinHalfAStep) {
   const torch::Tensor back = dequantize_rows_int8(codes, scale);
   const torch::Tensor err = (back - w).abs().amax(1) / scale;  // in units of the row's step
   EXPECT_LE(err.max().item<double>(), 0.5 + 1e-3);
+}
+
+// ------------------------------------------------------------------------------------------- streaming export
+std::string file_bytes_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(SafetensorsWriter, TensorsInAnyOrderAndNothingHalfWritten) {
+  const std::string dir = test::temp_dir("st_writer");
+  const std::vector<SafetensorsInfo> layout = {{"a", "F32", {2, 3}, 0, 0}, {"b", "I8", {5}, 0, 0},
+                                               {"c", "U32", {2}, 0, 0}};
+  {
+    SafetensorsWriter w(dir + "/x.safetensors", layout);
+    w.put("c", torch::tensor({7, -1}, torch::kInt32));
+    w.put("a", torch::arange(6, torch::kFloat).view({2, 3}));
+    EXPECT_THROW(w.put("a", torch::zeros({2, 3})), std::runtime_error);            // twice
+    EXPECT_THROW(w.put("b", torch::zeros({4}, torch::kInt8)), std::runtime_error);  // wrong shape
+    EXPECT_THROW(w.put("zz", torch::zeros({1})), std::runtime_error);               // not in the layout
+    EXPECT_THROW(w.commit(), std::runtime_error);                                   // b never written
+  }
+  EXPECT_FALSE(fs::exists(dir + "/x.safetensors"));  // no half file took the name, and no temporary is left
+  for (const auto& e : fs::directory_iterator(dir)) ADD_FAILURE() << "left behind: " << e.path();
+  {
+    SafetensorsWriter w(dir + "/x.safetensors", layout);
+    w.put("b", torch::arange(5, torch::kInt8));
+    w.put("c", torch::tensor({7, -1}, torch::kInt32));
+    w.put("a", torch::arange(6, torch::kFloat).view({2, 3}));
+    w.commit();
+  }
+  const SafetensorsFile f(dir + "/x.safetensors");
+  EXPECT_EQ(f.names(), (std::vector<std::string>{"a", "b", "c"}));  // layout order, whatever the order of puts
+  EXPECT_TRUE(f.load("a").equal(torch::arange(6, torch::kFloat).view({2, 3})));
+  EXPECT_TRUE(f.load("b").equal(torch::arange(5, torch::kInt8)));
+  EXPECT_EQ(f.load("c")[1].item<int32_t>(), -1);
+}
+
+TEST(ExportStream, CheckpointStreamingWritesTheSameFolderAsTheInMemoryExport) {
+  // The streaming exporter reads model.json + model.safetensors tensor by tensor; the in-memory one walks the
+  // loaded model. Same options, same layout: the files must be byte-identical.
+  torch::NoGradGuard no_grad;
+  uint64_t seed = 300;
+  for (auto cs : round_trip_cases()) {
+    SCOPED_TRACE(cs.name);
+    const LlamaConfig c = odd_config(cs.tied);
+    Llama train = random_student(c, cs.spec, cs.biases, ++seed);
+    const std::string dir = test::temp_dir(std::string("export_stream_") + cs.name);
+    save_model_files(dir + "/ckpt", train);
+    cs.options.sample_sequences = 1;
+    cs.options.sample_len = 4;
+    export_packed(train, dir + "/memory", cs.options);
+    StreamExportOptions so;
+    so.scale_dtype = cs.options.scale_dtype;
+    so.fp_dtype = cs.options.fp_dtype;
+    so.embedding_bits = cs.options.embedding_bits;
+    const StreamExportReport r = export_checkpoint_streaming(dir + "/ckpt", dir + "/stream", so);
+    EXPECT_EQ(file_bytes_of(dir + "/stream/model.safetensors"), file_bytes_of(dir + "/memory/model.safetensors"));
+    EXPECT_EQ(file_bytes_of(dir + "/stream/config.json"), file_bytes_of(dir + "/memory/config.json"));
+    const int64_t quantized = cs.spec.patterns.size() == 1 ? 4 * c.n_layers : 7 * c.n_layers;
+    EXPECT_EQ(static_cast<int64_t>(r.layers.size()), quantized);
+    if (r.quantization.scale_dtype == "F32") EXPECT_LE(r.worst_max_rel, 1e-5);
+    else EXPECT_LE(r.worst_max_rel, 2e-2);
+    EXPECT_GT(r.worst_max_rel, 0.0);  // the check ran (fp32 files still differ by summation order)
+    EXPECT_EQ(r.file_bytes, static_cast<int64_t>(fs::file_size(dir + "/stream/model.safetensors")));
+    EXPECT_FALSE(fs::exists(dir + "/stream.tmp." + std::to_string(::getpid())));
+  }
+}
+
+TEST(ExportStream, TeacherBinarizedWithTheRank1InitAndNoTraining) {
+  // An HF folder -> every decoder linear BinaryMoS E=4 with BinaryMoSLinear::from_linear's init: the sign bits and
+  // scales must be those of replace_linears on the loaded FP model (routers are random: checked by shape).
+  torch::NoGradGuard no_grad;
+  for (const bool tied : {false, true}) {
+    SCOPED_TRACE(tied ? "tied" : "untied");
+    const LlamaConfig c = odd_config(tied);
+    Llama fp(c);
+    fp->init_random(11);
+    LoadedCheckpoint ck;
+    ck.config = c;
+    for (const auto& p : fp->named_parameters()) ck.tensors[p.key()] = p.value().detach().clone();
+    const std::string dir = test::temp_dir(std::string("export_teacher_") + (tied ? "tied" : "untied"));
+    write_hf_llama(dir + "/hf", ck);
+    StreamExportOptions so;
+    so.scale_dtype = so.fp_dtype = "f32";
+    so.embedding_bits = 8;
+    const StreamExportReport r = export_teacher_streaming(dir + "/hf", "binarymos", 4, dir + "/out", so);
+    EXPECT_EQ(static_cast<int64_t>(r.layers.size()), 7 * c.n_layers);
+    EXPECT_LE(r.worst_max_rel, 1e-5);
+
+    Llama want = load_model(dir + "/hf").model;
+    replace_linears(want, QuantSpec{});  // E=4, rank-1 init from the FP weights
+    const SafetensorsFile f(dir + "/out/model.safetensors");
+    for (const auto& name : want->linear_names()) {
+      auto b = std::dynamic_pointer_cast<BinaryMoSLinearImpl>(want->get_linear(name));
+      ASSERT_TRUE(b) << name;
+      EXPECT_TRUE(f.load(name + ".qweight").equal(pack_sign_bits(b->weight))) << name;
+      EXPECT_LE(max_rel(f.load_float(name + ".s_in"), b->s_in), 1e-5) << name;
+      EXPECT_LE(max_rel(f.load_float(name + ".s_out"), b->s_out), 1e-5) << name;
+      EXPECT_EQ(f.info(name + ".router").shape, (std::vector<int64_t>{4, b->in_features()})) << name;
+    }
+    auto [codes, scale] = quantize_rows_int8(fp->tok_embeddings->weight, "F32");
+    EXPECT_TRUE(f.load("tok_embeddings.weight").equal(codes));
+    EXPECT_EQ(f.contains("output.weight"), !tied);
+    // It loads and runs as bmos generate would.
+    LoadedModel packed = load_model(dir + "/out");
+    EXPECT_EQ(packed.model->forward(sample_tokens(c, 1, 5, 3)).logits.sizes(),
+              torch::IntArrayRef({1, 5, c.vocab_size}));
+  }
+}
+
+TEST(ExportStream, AFailedExportLeavesNoFolder) {
+  const std::string dir = test::temp_dir("export_stream_fail");
+  fs::create_directories(dir + "/hf");
+  std::ofstream(dir + "/hf/config.json") << "{\"model_type\": \"llama\"}";
+  EXPECT_THROW(export_teacher_streaming(dir + "/hf", "binarymos", 4, dir + "/out", {}), std::exception);
+  EXPECT_THROW(export_teacher_streaming(dir + "/hf", "ternary", 4, dir + "/out", {}), std::invalid_argument);
+  EXPECT_FALSE(fs::exists(dir + "/out"));
+  EXPECT_FALSE(fs::exists(dir + "/out.tmp." + std::to_string(::getpid())));
 }
 
 // ------------------------------------------------------------------------------------------- stories260K

@@ -31,6 +31,7 @@ BMOS_FUZZ_DECLARE(tasks)
 BMOS_FUZZ_DECLARE(token_shard)
 BMOS_FUZZ_DECLARE(checkpoint_manifest)
 BMOS_FUZZ_DECLARE(packed_config)
+BMOS_FUZZ_DECLARE(serve_request)
 
 namespace {
 
@@ -54,6 +55,7 @@ const std::map<std::string, Harness>& harnesses() {
       {"token_shard", bmos_fuzz_token_shard},
       {"checkpoint_manifest", bmos_fuzz_checkpoint_manifest},
       {"packed_config", bmos_fuzz_packed_config},
+      {"serve_request", bmos_fuzz_serve_request},
   };
   return table;
 }

@@ -7,10 +7,8 @@
 
 #include "kernels/cpu/aligned_buffer.h"
 #include "kernels/cpu/matmul_job.h"
+#include "kernels/cpu/spin_pool.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace bmos::kernels {
 
@@ -66,23 +64,7 @@ void binary_matmul(const PreparedBinaryMatrix& B, const float* x, int64_t M, flo
     job.scratch = thread_scratch(B);
     kernel(job);
   };
-#ifdef _OPENMP
-  if (threads > 1 && !omp_in_parallel()) {
-    std::exception_ptr error;  // an exception must not leave an OpenMP region (bad_alloc of the scratch)
-#pragma omp parallel num_threads(threads)
-    {
-      try {
-        run_part(omp_get_thread_num(), omp_get_num_threads());
-      } catch (...) {
-#pragma omp critical(bmos_binary_matmul_error)
-        error = std::current_exception();
-      }
-    }
-    if (error) std::rethrow_exception(error);
-    return;
-  }
-#endif
-  run_part(0, 1);
+  spin_pool_run(threads, run_part);
 }
 
 }  // namespace bmos::kernels

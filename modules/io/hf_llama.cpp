@@ -193,26 +193,6 @@ LlamaConfig llama_config_from_hf_json(const nlohmann::json& j, const std::string
   const HfConfigKeys cfg{j, where, "a LLaMA"};
   if (!j.is_object()) throw std::runtime_error(where + ": expected a JSON object (a Hugging Face config.json)");
   if (j.contains("model_type") && j["model_type"] == "opt") return opt_config_from_hf_json(j, where);
-  auto get_int = [&](const char* key, const int64_t* fallback) -> int64_t {
-    if (!j.contains(key) || j[key].is_null()) {
-      if (!fallback) cfg.fail(key, "is missing (a LLaMA config.json needs it)");
-      return *fallback;
-    }
-    if (!j[key].is_number_integer()) cfg.fail(key, "must be an integer, got " + j[key].dump());
-    return j[key].get<int64_t>();
-  };
-  auto get_double = [&](const char* key, double fallback) -> double {
-    if (!j.contains(key) || j[key].is_null()) return fallback;
-    if (!j[key].is_number()) cfg.fail(key, "must be a number, got " + j[key].dump());
-    return j[key].get<double>();
-  };
-  // HF's eos_token_id may be a list (several stop tokens); the first is ours.
-  auto get_token = [&](const char* key, int64_t fallback) -> int64_t {
-    if (!j.contains(key) || j[key].is_null()) return fallback;
-    const auto& v = j[key].is_array() && !j[key].empty() ? j[key][0] : j[key];
-    if (!v.is_number_integer()) cfg.fail(key, "must be a token id, got " + j[key].dump());
-    return v.get<int64_t>();
-  };
 
   // The family: model_type picks which switches of LlamaConfig config.json may turn on.
   LlamaConfig c;

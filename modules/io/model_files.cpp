@@ -46,7 +46,7 @@ void save_model_files(const std::string& dir, Llama& model) {
   fs::rename(tmp, fs::path(dir) / "model.json");
 }
 
-Llama load_model_files(const std::string& dir) {
+ModelFilesMeta read_model_meta(const std::string& dir) {
   const std::string meta_path = (fs::path(dir) / "model.json").string();
   std::ifstream in(meta_path);
   if (!in) throw std::runtime_error(meta_path + ": missing (not a binarymos model/checkpoint folder)");
@@ -56,27 +56,43 @@ Llama load_model_files(const std::string& dir) {
   } catch (const json::exception& e) {
     throw std::runtime_error(meta_path + ": not valid JSON: " + e.what());
   }
-  if (meta.value("format", "") != "bmos-model")
+  if (!meta.is_object() || meta.value("format", "") != "bmos-model")
     throw std::runtime_error(meta_path + ": \"format\" is not \"bmos-model\"");
   if (meta.value("version", -1) != kModelFilesVersion) {
     throw std::runtime_error(meta_path + ": version " + meta.value("version", json(-1)).dump() +
                              " is not supported by this build (it reads version " +
                              std::to_string(kModelFilesVersion) + ")");
   }
-  Llama model(llama_config_from_hf_json(meta.at("config"), meta_path));
-  for (const auto& [name, e] : meta.at("layers").items()) {
+  ModelFilesMeta out;
+  try {
+    out.config = llama_config_from_hf_json(meta.at("config"), meta_path);
+    for (const auto& [name, e] : meta.at("layers").items()) {
+      ModelFilesLayer l;
+      l.kind = e.at("kind").get<std::string>();
+      l.bias = e.value("bias", false);
+      if (l.kind == "binarymos") l.experts = e.at("experts").get<int64_t>();
+      else if (l.kind != "sign")
+        throw std::runtime_error(meta_path + ": layer '" + name + "' has unknown kind '" + l.kind + "'");
+      out.layers[name] = l;
+    }
+  } catch (const json::exception& e) {
+    throw std::runtime_error(meta_path + ": " + e.what());
+  }
+  return out;
+}
+
+Llama load_model_files(const std::string& dir) {
+  const ModelFilesMeta meta = read_model_meta(dir);
+  Llama model(meta.config);
+  for (const auto& [name, e] : meta.layers) {
     auto old = model->get_linear(name);
-    const std::string kind = e.at("kind");
-    const bool bias = e.value("bias", false);
-    if (kind == "binarymos") {
+    if (e.kind == "binarymos") {
       model->set_linear(name, std::make_shared<BinaryMoSLinearImpl>(
                                   BinaryMoSLinearOptions(old->in_features(), old->out_features())
-                                      .experts(e.at("experts").get<int64_t>())
-                                      .bias(bias)));
-    } else if (kind == "sign") {
-      model->set_linear(name, std::make_shared<SignLinearImpl>(old->in_features(), old->out_features(), bias));
+                                      .experts(e.experts)
+                                      .bias(e.bias)));
     } else {
-      throw std::runtime_error(meta_path + ": layer '" + name + "' has unknown kind '" + kind + "'");
+      model->set_linear(name, std::make_shared<SignLinearImpl>(old->in_features(), old->out_features(), e.bias));
     }
   }
   const SafetensorsFile file((fs::path(dir) / "model.safetensors").string());

@@ -246,64 +246,108 @@ std::string natural_dtype(const torch::Tensor& t) {
   }
 }
 
+// Writes all `size` bytes at `offset`, or throws naming the file (a short write on a full disk included).
+void write_at(int fd, const std::string& file, const void* data, uint64_t size, uint64_t offset) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::pwrite(fd, p, size, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      throw std::runtime_error("writing safetensors file: write failed on '" + file + "': " +
+                               (n < 0 ? std::strerror(errno) : "no progress") + " (disk full?)");
+    p += n, size -= uint64_t(n), offset += uint64_t(n);
+  }
+}
+
 }  // namespace
 
-void write_safetensors_streaming(const std::string& path, const std::vector<SafetensorsInfo>& layout,
-                                 const std::function<torch::Tensor(size_t)>& produce,
-                                 const std::map<std::string, std::string>& metadata) {
-  auto wfail = [&](const std::string& what) {
-    throw std::runtime_error("writing safetensors file '" + path + "': " + what);
-  };
+SafetensorsWriter::SafetensorsWriter(const std::string& path, const std::vector<SafetensorsInfo>& layout,
+                                     const std::map<std::string, std::string>& metadata)
+    : path_(path), layout_(layout), written_(layout.size(), false) {
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::vector<uint64_t> sizes;
   uint64_t offset = 0;
-  for (const auto& e : layout) {
-    if (e.name.empty() || e.name == "__metadata__") wfail("invalid tensor name '" + e.name + "'");
-    if (header.contains(e.name)) wfail("tensor '" + e.name + "' given twice");
+  for (size_t i = 0; i < layout_.size(); ++i) {
+    SafetensorsInfo& e = layout_[i];
+    if (e.name.empty() || e.name == "__metadata__") fail("invalid tensor name '" + e.name + "'");
+    if (header.contains(e.name)) fail("tensor '" + e.name + "' given twice");
     const DtypeSpec* spec = find_dtype(e.dtype);
-    if (!spec) wfail("tensor '" + e.name + "': unsupported dtype '" + e.dtype + "' (supported: " + supported_dtypes() + ")");
+    if (!spec) fail("tensor '" + e.name + "': unsupported dtype '" + e.dtype + "' (supported: " + supported_dtypes() + ")");
     uint64_t numel = 1;
     for (int64_t d : e.shape) numel *= static_cast<uint64_t>(d);
-    const uint64_t bytes = numel * spec->itemsize;
-    header[e.name] = {{"dtype", e.dtype}, {"shape", e.shape}, {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
-    sizes.push_back(bytes);
+    e.begin = offset;
+    e.end = offset + numel * spec->itemsize;
+    header[e.name] = {{"dtype", e.dtype}, {"shape", e.shape}, {"data_offsets", {e.begin, e.end}}};
+    index_[e.name] = i;
+    offset = e.end;
   }
+  data_bytes_ = offset;
   std::string text = header.dump();
   text.append((8 - (8 + text.size()) % 8) % 8, ' ');  // data buffer starts 8-byte aligned
+  data_start_ = 8 + text.size();
 
   namespace fs = std::filesystem;
   const fs::path final_path(path);
   if (final_path.has_parent_path() && !fs::is_directory(final_path.parent_path()))
-    wfail("folder '" + final_path.parent_path().string() + "' does not exist");
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    fail("folder '" + final_path.parent_path().string() + "' does not exist");
+  tmp_ = path + ".tmp." + std::to_string(::getpid());
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail("cannot create temporary file '" + tmp_ + "': " + std::strerror(errno));
+  std::string head(8, '\0');
+  const uint64_t n = text.size();
+  std::memcpy(head.data(), &n, 8);
+  head += text;
   try {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) wfail("cannot create temporary file '" + tmp + "': " + std::strerror(errno));
-    const uint64_t n = text.size();
-    out.write(reinterpret_cast<const char*>(&n), 8);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (size_t i = 0; i < layout.size(); ++i) {
-      torch::Tensor t = produce(i).detach().to(torch::kCPU).contiguous();
-      if (layout[i].dtype == "BOOL") t = t.to(torch::kUInt8);  // one byte each, 0 or 1
-      if (t.sizes().vec() != layout[i].shape || uint64_t(t.numel()) * t.element_size() != sizes[i])
-        wfail("tensor '" + layout[i].name + "' does not have the shape and dtype its header entry declares");
-      out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(sizes[i]));
-      if (!out) wfail("write failed on '" + tmp + "' (disk full?)");
-    }
-    out.flush();
-    if (!out) wfail("write failed on '" + tmp + "' (disk full?)");
+    write_at(fd_, tmp_, head.data(), head.size(), 0);
   } catch (...) {
-    fs::remove(tmp);
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
     throw;
   }
-  std::error_code ec;
-  fs::rename(tmp, final_path, ec);
-  if (ec) {
-    fs::remove(tmp);
-    wfail("cannot rename '" + tmp + "' into place: " + ec.message());
+}
+
+SafetensorsWriter::~SafetensorsWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_ && !tmp_.empty()) ::unlink(tmp_.c_str());
+}
+
+void SafetensorsWriter::fail(const std::string& what) const {
+  throw std::runtime_error("writing safetensors file '" + path_ + "': " + what);
+}
+
+void SafetensorsWriter::put(const std::string& name, const torch::Tensor& tensor) {
+  auto it = index_.find(name);
+  if (it == index_.end()) fail("tensor '" + name + "' is not in the file's layout");
+  if (written_[it->second]) fail("tensor '" + name + "' written twice");
+  const SafetensorsInfo& e = layout_[it->second];
+  torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
+  if (e.dtype == "BOOL") t = t.to(torch::kUInt8);  // one byte each, 0 or 1
+  if (t.sizes().vec() != e.shape || uint64_t(t.numel()) * t.element_size() != e.end - e.begin)
+    fail("tensor '" + name + "' does not have the shape and dtype its header entry declares");
+  write_at(fd_, tmp_, t.data_ptr(), e.end - e.begin, data_start_ + e.begin);
+  written_[it->second] = true;
+}
+
+void SafetensorsWriter::commit() {
+  for (size_t i = 0; i < layout_.size(); ++i)
+    if (!written_[i]) fail("tensor '" + layout_[i].name + "' was never written");
+  if (::fsync(fd_) != 0) fail("cannot sync '" + tmp_ + "': " + std::strerror(errno) + " (disk full?)");
+  if (::close(fd_) != 0) {
+    fd_ = -1;
+    fail("cannot close '" + tmp_ + "': " + std::strerror(errno) + " (disk full?)");
   }
+  fd_ = -1;
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0)
+    fail("cannot rename '" + tmp_ + "' into place: " + std::strerror(errno));
+  committed_ = true;
+}
+
+void write_safetensors_streaming(const std::string& path, const std::vector<SafetensorsInfo>& layout,
+                                 const std::function<torch::Tensor(size_t)>& produce,
+                                 const std::map<std::string, std::string>& metadata) {
+  SafetensorsWriter writer(path, layout, metadata);
+  for (size_t i = 0; i < layout.size(); ++i) writer.put(layout[i].name, produce(i));
+  writer.commit();
 }
 
 void write_safetensors(const std::string& path, const std::vector<SafetensorsEntry>& tensors,

@@ -70,6 +70,36 @@ struct SafetensorsEntry {
 void write_safetensors(const std::string& path, const std::vector<SafetensorsEntry>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
+// A file written one tensor at a time, in any order: the constructor fixes the header from `layout` (name, dtype,
+// shape; begin/end are ignored: tensors follow one another in layout order) and writes it to "<path>.tmp.<pid>";
+// put() writes a tensor at its place (pwrite, every byte checked: a short write or a full disk is an error naming
+// the file); commit() checks that every tensor was put, syncs and renames the file into place. Destroyed without
+// commit (an error on the way), the temporary file is removed, so a half file never takes the name.
+class SafetensorsWriter {
+ public:
+  SafetensorsWriter(const std::string& path, const std::vector<SafetensorsInfo>& layout,
+                    const std::map<std::string, std::string>& metadata = {});
+  ~SafetensorsWriter();
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+
+  bool expects(const std::string& name) const { return index_.count(name) != 0; }
+  // `tensor` must have the layout's shape and element size (U32: an int32 tensor; BOOL: bool or uint8).
+  void put(const std::string& name, const torch::Tensor& tensor);
+  void commit();
+  uint64_t file_bytes() const { return data_start_ + data_bytes_; }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const;
+  std::string path_, tmp_;
+  int fd_ = -1;
+  std::vector<SafetensorsInfo> layout_;     // with begin/end filled
+  std::map<std::string, size_t> index_;     // name -> position in layout_
+  std::vector<bool> written_;
+  uint64_t data_start_ = 0, data_bytes_ = 0;
+  bool committed_ = false;
+};
+
 // The same, one tensor at a time: `layout` gives each tensor's name, dtype and shape (begin/end are ignored), and
 // produce(i) makes tensor i just before it is written, so memory holds one tensor, whatever the file's size.
 void write_safetensors_streaming(const std::string& path, const std::vector<SafetensorsInfo>& layout,

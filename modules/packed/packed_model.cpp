@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "modules/io/hf_llama.h"
+#include "modules/packed/int8_rows_linear.h"
 #include "modules/packed/packed_binarymos_linear.h"
 #include "modules/io/safetensors.h"
 
@@ -105,7 +106,11 @@ PackedModel load_packed_model(const std::string& dir) {
     if (!planned.count(name)) fail("tensor '" + name + "' has no place in a packed model of this config");
 
   torch::NoGradGuard no_grad;
-  Llama model(config);
+  Llama model{nullptr};
+  {
+    SkipInitGuard skip;  // nothing resident until filled: the FP linears replaced by packed ones never are
+    model = Llama(config);
+  }
   auto load_opt = [&](const std::string& name) {
     return file.contains(name) ? file.load_float(name) : torch::Tensor();
   };
@@ -128,13 +133,25 @@ PackedModel load_packed_model(const std::string& dir) {
     }
     ++out.packed_layers;
   }
-  auto embedding = [&](const std::string& name) {
-    if (q.embedding_bits == 8)
-      return dequantize_rows_int8(file.load(name + ".weight"), file.load_float(name + ".weight_scale"));
-    return file.load_float(name + ".weight");
-  };
-  model->tok_embeddings->weight.copy_(embedding("tok_embeddings"));
-  if (model->output) std::dynamic_pointer_cast<FpLinearImpl>(model->output)->weight.copy_(embedding("output"));
+  if (q.embedding_bits == 8) {  // int8 rows stay int8: looked up row by row, the head run by the int8 kernel
+    auto rows = [&](const std::string& name) {
+      return std::make_shared<Int8RowsLinearImpl>(file.load(name + ".weight"), file.load_float(name + ".weight_scale"));
+    };
+    const auto tok = rows("tok_embeddings");
+    model->token_rows = tok;
+    model->tok_embeddings->weight.set_data(torch::empty({0, config.embedding_dim()}));
+    if (model->output) {
+      const auto head = rows("output");
+      model->replace_module("output", head);
+      model->output = head;
+    } else {
+      model->tied_head = tok;
+    }
+  } else {
+    model->tok_embeddings->weight.copy_(file.load_float("tok_embeddings.weight"));
+    if (model->output)
+      std::dynamic_pointer_cast<FpLinearImpl>(model->output)->weight.copy_(file.load_float("output.weight"));
+  }
   for (auto& p : model->named_parameters())  // norms, OPT's positions and projections
     if (stored_by_name(p.key())) p.value().copy_(file.load_float(p.key()));
   for (auto& p : model->parameters()) p.set_requires_grad(false);

@@ -1,6 +1,8 @@
 // Reader of exported packed models (the folder `bmos export` writes; layout in modules/packed/packed_layout.h): builds the
 // Llama of config.json, puts a PackedBinaryMoSLinear wherever model.safetensors holds `<linear>.qweight`, and loads
-// the rest (fp16/bf16 converted to fp32; int8 embeddings dequantized with their row scales).
+// the rest (fp16/bf16 converted to fp32; int8 embeddings and head stay int8: Int8RowsLinear, int8_rows_linear.h).
+// The model is built with SkipInitGuard, so the FP linears that packed ones replace never become resident: memory
+// after load is about the file's size (prepared bits, fp32 scales, int8 or fp32 embeddings).
 // The file is checked against packed_tensor_plan both ways (every tensor expected, nothing extra, shapes and dtypes)
 // and against the quantization section (method, experts); an unknown format_version is refused.
 #pragma once

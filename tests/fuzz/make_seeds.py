@@ -186,6 +186,14 @@ put("packed_config", "stories260K_binarymos", json.dumps(dict(cfg, quantization=
 put("packed_config", "opt_sign", json.dumps(dict(json.loads(read("models/opt-125m/config.json")),
                                                  quantization=dict(quant, method="sign", experts=1)), indent=1))
 
+# ------------------------------------------------------------------------------------- bmos serve request bodies
+put("serve_request", "minimal", json.dumps({"prompt": "Once upon a time"}))
+put("serve_request", "full", json.dumps({"prompt": "Lily and Ben", "max_tokens": 32, "temperature": 0.8,
+                                         "top_p": 0.95, "seed": 7, "stop": ["\n", "The end"], "stream": True,
+                                         "n": 1, "logprobs": None}))
+put("serve_request", "stop_string", json.dumps({"prompt": "", "stop": "x", "temperature": 0, "seed": None}))
+put("serve_request", "bad_types", json.dumps({"prompt": ["a"], "max_tokens": 1.5, "top_p": "1"}))
+
 # -------------------------------------------------------------------------------------------------- token shard
 bmos = os.path.join(ROOT, "build", "bmos")
 if os.path.exists(bmos):

@@ -1,7 +1,11 @@
 // bmos export: a training checkpoint -> the packed deployable folder (trainer/export/export.h), or the size arithmetic.
 //   bmos export --checkpoint DIR --out DIR [--scale_dtype f16|bf16|f32] [--fp_dtype f16|bf16|f32]
-//               [--embedding_bits 16|8] [--tokenizer PATH] [--sample_sequences N] [--sample_len N]
-//       DIR: a checkpoint folder, or a run folder (runs/<name>: its newest checkpoint)
+//               [--embedding_bits 16|8] [--tokenizer PATH] [--sample_sequences N] [--sample_len N] [--stream auto]
+//       DIR: a checkpoint folder, or a run folder (runs/<name>: its newest checkpoint). Small models load whole and
+//       get the sampled-text error report (export.h); large ones (--stream auto: fp32 model over 2 GiB) stream
+//       tensor by tensor (export_stream.h)
+//   bmos export --from-teacher HF_DIR --out DIR [--method binarymos|sign] [--experts 4] [...]
+//       the zero-step baseline: an HF folder binarized with the rank-1 init, streamed
 //   bmos export --size_report llama2-7b,llama2-13b [--experts 4] [--scale_dtype ...] [--fp_dtype ...]
 //               [--embedding_bits 16|8]
 //       sizes from shapes alone, no weights (trainer/export/export_size.h)
@@ -11,6 +15,8 @@
 
 #include <ATen/Parallel.h>
 
+#include "modules/io/model_files.h"
+#include "modules/io/model_format.h"
 #include "modules/io/model_loader.h"
 #include "modules/threads.h"
 #include "trainer/checkpoint/checkpoint.h"
@@ -18,6 +24,7 @@
 #include "trainer/cli/commands.h"
 #include "trainer/export/export.h"
 #include "trainer/export/export_size.h"
+#include "trainer/export/export_stream.h"
 #include "trainer/job/job_config.h"
 
 DEFINE_string(checkpoint, "", "checkpoint folder, or run folder (its newest checkpoint)");
@@ -29,7 +36,14 @@ DEFINE_int64(sample_sequences, 4, "sequences sampled from the model for the per-
 DEFINE_int64(sample_len, 64, "positions per sampled sequence");
 DEFINE_string(size_report, "", "print exported sizes for these model shapes (comma list of llama2-7b, "
                                "llama2-13b, llama-7b, llama-13b, stories260k) from shapes alone, and exit");
-DEFINE_int32(experts, 4, "--size_report: BinaryMoS experts E");
+DEFINE_int32(experts, 4, "BinaryMoS experts E of --from_teacher and --size_report");
+DEFINE_string(from_teacher, "", "a Hugging Face folder to binarize with the rank-1 init and no training (the zero-step "
+                                "baseline), exported streaming; instead of --checkpoint");
+DEFINE_string(method, "binarymos", "--from_teacher: binarymos (E = --experts) | sign");
+DEFINE_string(stream, "auto", "on | off | auto: read and write the checkpoint tensor by tensor (peak memory about "
+                              "one fp32 matrix; per-layer check on random inputs) instead of loading the model "
+                              "(sampled-text report); auto streams when the fp32 model exceeds 2 GiB");
+DEFINE_int64(check_tokens, 8, "streaming: random inputs per layer of the packed-vs-source check (0 = none)");
 
 namespace bmos {
 
@@ -68,16 +82,52 @@ std::string checkpoint_tokenizer(const std::string& model_dir) {
   return "";
 }
 
+StreamExportOptions stream_options(const std::string& tokenizer) {
+  StreamExportOptions o;
+  o.scale_dtype = FLAGS_scale_dtype;
+  o.fp_dtype = FLAGS_fp_dtype;
+  o.embedding_bits = FLAGS_embedding_bits;
+  o.check_tokens = FLAGS_check_tokens;
+  o.seed = FLAGS_seed;
+  o.tokenizer = tokenizer;
+  return o;
+}
+
 }  // namespace
 
 int cmd_export(const std::vector<std::string>& args) {
   if (!args.empty())
     throw std::invalid_argument("unexpected argument '" + args[0] + "' (use --checkpoint DIR --out DIR)");
   if (!FLAGS_size_report.empty()) return size_report();
-  if (FLAGS_checkpoint.empty() || FLAGS_out.empty())
-    throw std::invalid_argument("--checkpoint DIR and --out DIR are required (or --size_report llama2-7b,...)");
+  if (FLAGS_checkpoint.empty() == FLAGS_from_teacher.empty() || FLAGS_out.empty())
+    throw std::invalid_argument("--out DIR and one of --checkpoint DIR or --from-teacher HF_DIR are required (or "
+                                "--size_report llama2-7b,...)");
+  if (FLAGS_stream != "auto" && FLAGS_stream != "on" && FLAGS_stream != "off")
+    throw std::invalid_argument("--stream must be auto, on or off, got '" + FLAGS_stream + "'");
   if (FLAGS_threads > 0) set_compute_threads(FLAGS_threads);
-  LoadedModel loaded = load_model(resolve_model_path(FLAGS_checkpoint));  // a run folder: its newest checkpoint
+  if (!FLAGS_from_teacher.empty()) {
+    if (FLAGS_stream == "off") throw std::invalid_argument("--from-teacher always streams (--stream off)");
+    const std::string tok = FLAGS_tokenizer.empty() ? find_tokenizer_near(FLAGS_from_teacher) : FLAGS_tokenizer;
+    std::fprintf(stderr, "[export] binarizing %s (%s), streaming\n", FLAGS_from_teacher.c_str(), FLAGS_method.c_str());
+    const StreamExportReport r = export_teacher_streaming(FLAGS_from_teacher, FLAGS_method, FLAGS_experts, FLAGS_out,
+                                                          stream_options(tok));
+    std::printf("%s", r.text().c_str());
+    return 0;
+  }
+  const std::string resolved = resolve_model_path(FLAGS_checkpoint);
+  bool stream = FLAGS_stream == "on";
+  if (FLAGS_stream == "auto" && detect_model_format(resolved) == "checkpoint")
+    stream = 4 * fp_model_params(read_model_meta(resolved).config) > (int64_t{2} << 30);
+  if (stream) {
+    if (detect_model_format(resolved) != "checkpoint")
+      throw std::invalid_argument(resolved + " is not a training checkpoint: --stream reads model.json + "
+                                  "model.safetensors");
+    const std::string tok = FLAGS_tokenizer.empty() ? checkpoint_tokenizer(resolved) : FLAGS_tokenizer;
+    std::fprintf(stderr, "[export] %s, streaming\n", resolved.c_str());
+    std::printf("%s", export_checkpoint_streaming(resolved, FLAGS_out, stream_options(tok)).text().c_str());
+    return 0;
+  }
+  LoadedModel loaded = load_model(resolved);  // a run folder: its newest checkpoint
   const std::string& dir = loaded.path;
   if (loaded.format == "packed") throw std::invalid_argument(dir + " is already an exported packed model");
   if (loaded.format != "checkpoint")

@@ -4,6 +4,7 @@
 // subcommand is an error, and `bmos SUBCOMMAND --help` lists only that subcommand's flags.
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <exception>
 #include <string>
@@ -99,6 +100,12 @@ bool check_flags(const Subcommand& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Flags may be spelled with dashes (--from-teacher): gflags knows them with underscores (--from_teacher).
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--", 2) != 0) continue;
+    for (char* c = argv[i] + 2; *c != '\0' && *c != '='; ++c)
+      if (*c == '-') *c = '_';
+  }
   gflags::SetUsageMessage(usage_text());
   gflags::ParseCommandLineNonHelpFlags(&argc, &argv, /*remove_flags=*/true);
   FLAGS_logtostderr = true;

@@ -201,8 +201,11 @@ void measure(Llama& train, Llama& packed_model, const std::map<std::string, Pack
   r->argmax_agreement = got.argmax(1).eq(want.argmax(1)).to(torch::kDouble).mean().item<double>();
 }
 
+}  // namespace
+
+// --------------------------------------------------------------------------------- shared with export_stream.cpp
 // An earlier export (or an empty folder) may be replaced; anything else at `out` is refused before any work.
-void check_replaceable(const fs::path& out) {
+void check_export_out(const fs::path& out) {
   if (!fs::exists(out)) return;
   if (!fs::is_directory(out))
     throw std::invalid_argument("export: --out " + out.string() + " exists and is not a folder; choose another path");
@@ -225,7 +228,7 @@ int64_t folder_bytes(const fs::path& dir) {
   return n;
 }
 
-std::string human(int64_t bytes) {
+std::string human_bytes(int64_t bytes) {
   char b[64];
   if (bytes >= 1000000000) std::snprintf(b, sizeof b, "%.3f GB", bytes / 1e9);
   else if (bytes >= 1000000) std::snprintf(b, sizeof b, "%.3f MB", bytes / 1e6);
@@ -233,13 +236,29 @@ std::string human(int64_t bytes) {
   return b;
 }
 
-}  // namespace
+void write_packed_config(const fs::path& dir, const LlamaConfig& c, const PackedQuantization& q) {
+  nlohmann::json config = llama_config_to_hf_json(c);
+  config["torch_dtype"] = q.fp_dtype == "F16" ? "float16" : q.fp_dtype == "BF16" ? "bfloat16" : "float32";
+  config["quantization"] = quantization_to_json(q);
+  std::ofstream out(dir / "config.json");
+  out << config.dump(2) << "\n";
+  out.flush();
+  if (!out) throw std::runtime_error("export: writing " + (dir / "config.json").string() + " failed (disk full?)");
+}
+
+void swap_in_folder(const fs::path& tmp, const fs::path& out) {
+  // The earlier export (if any) moves aside, the new folder takes its name, the old one goes.
+  const fs::path old = out.string() + ".old." + std::to_string(::getpid());
+  if (fs::exists(out)) fs::rename(out, old);
+  fs::rename(tmp, out);
+  fs::remove_all(old);
+}
 
 // ------------------------------------------------------------------------------------------------------- export
 ExportReport export_packed(Llama& model, const std::string& out_dir, const ExportOptions& o) {
   const fs::path out = fs::path(out_dir).lexically_normal();
   if (out.empty()) throw std::invalid_argument("export: --out DIR is required");
-  check_replaceable(out);
+  check_export_out(out);
   if (!o.tokenizer.empty() && !fs::is_regular_file(o.tokenizer))
     throw std::invalid_argument("export: tokenizer file '" + o.tokenizer + "' not found (pass --tokenizer PATH)");
 
@@ -260,10 +279,7 @@ ExportReport export_packed(Llama& model, const std::string& out_dir, const Expor
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   try {
-    nlohmann::json config = llama_config_to_hf_json(model->config);
-    config["torch_dtype"] = q.fp_dtype == "F16" ? "float16" : q.fp_dtype == "BF16" ? "bfloat16" : "float32";
-    config["quantization"] = quantization_to_json(q);
-    std::ofstream(tmp / "config.json") << config.dump(2) << "\n";
+    write_packed_config(tmp, model->config, q);
     write_safetensors((tmp / "model.safetensors").string(), entries,
                       {{"format", "bmos-packed"}, {"format_version", std::to_string(q.format_version)}});
     if (!o.tokenizer.empty()) {
@@ -286,11 +302,7 @@ ExportReport export_packed(Llama& model, const std::string& out_dir, const Expor
   r.folder_bytes = folder_bytes(tmp);
   r.fp16_bytes = 2 * fp_model_params(model->config);
 
-  // Swap in: the earlier export (if any) moves aside, the new folder takes its name, the old one goes.
-  const fs::path old = out.string() + ".old." + std::to_string(::getpid());
-  if (fs::exists(out)) fs::rename(out, old);
-  fs::rename(tmp, out);
-  fs::remove_all(old);
+  swap_in_folder(tmp, out);
   return r;
 }
 
@@ -317,13 +329,13 @@ std::string ExportReport::text() const {
                 "  whole model logits: max_rel %.3e, rel_l2 %.3e, same argmax at %.2f%% of positions\n", logits_max_rel,
                 logits_rel_l2, 100.0 * argmax_agreement);
   o << line;
-  o << "  model.safetensors " << human(file_bytes) << " (" << file_bytes << " bytes; tensors " << payload_bytes
+  o << "  model.safetensors " << human_bytes(file_bytes) << " (" << file_bytes << " bytes; tensors " << payload_bytes
     << " = sign bits " << bits_bytes << " + scales/router " << scale_bytes << " + FP rest " << fp_bytes << ")\n";
-  o << "  folder " << human(folder_bytes) << (tokenizer.empty() ? " (NO tokenizer copied: pass --tokenizer PATH)"
+  o << "  folder " << human_bytes(folder_bytes) << (tokenizer.empty() ? " (NO tokenizer copied: pass --tokenizer PATH)"
                                                                  : " (tokenizer " + tokenizer + ")")
     << "\n";
   std::snprintf(line, sizeof line, "  fp16 model of the same config %s: compression %.2fx (model.safetensors)\n",
-                human(fp16_bytes).c_str(), double(fp16_bytes) / file_bytes);
+                human_bytes(fp16_bytes).c_str(), double(fp16_bytes) / file_bytes);
   o << line;
   return o.str();
 }

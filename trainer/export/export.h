@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,16 @@ struct ExportReport {
   std::string tokenizer;        // file name copied, or ""
   std::string text() const;     // the printed report
 };
+
+// What both exporters (this one and export_stream.h) share:
+// an earlier export (or an empty folder) at `out` may be replaced; anything else there is refused before any work;
+void check_export_out(const std::filesystem::path& out);
+// config.json of a packed folder (the HF config + "quantization"), write checked;
+void write_packed_config(const std::filesystem::path& dir, const LlamaConfig& config, const PackedQuantization& q);
+// the finished folder `tmp` takes the name `out` (an earlier export there is removed after);
+void swap_in_folder(const std::filesystem::path& tmp, const std::filesystem::path& out);
+int64_t folder_bytes(const std::filesystem::path& dir);  // its regular files
+std::string human_bytes(int64_t bytes);                  // "1.361 GB", "84.2 kB"
 
 // Exports `model` (its decoder linears BinaryMoS or Sign, all of one kind and expert count; others stay FP).
 ExportReport export_packed(Llama& model, const std::string& out_dir, const ExportOptions& options);

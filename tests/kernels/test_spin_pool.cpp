@@ -1,0 +1,60 @@
+// spin_pool_run: every part runs exactly once per job, whatever the sequence of part counts (workers that sit out a
+// job must not run a later one twice), exceptions reach the caller, nested calls run inline, and two callers on two
+// threads take turns.
+#include <atomic>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kernels/cpu/spin_pool.h"
+
+namespace bmos {
+namespace {
+
+TEST(SpinPool, EveryPartOnceAcrossChangingPartCounts) {
+  std::vector<std::atomic<int>> hits(8);
+  int64_t expected_total = 0;
+  for (int job = 0; job < 4000; ++job) {
+    const int parts = 1 + (job * 7 + job / 3) % 4;  // 1..4, in an irregular order
+    for (auto& h : hits) h.store(0);
+    kernels::spin_pool_run(parts, [&](int part, int n) {
+      ASSERT_EQ(n, parts);
+      hits[part].fetch_add(1);
+    });
+    for (int p = 0; p < 8; ++p) ASSERT_EQ(hits[p].load(), p < parts ? 1 : 0) << "job " << job << " part " << p;
+    expected_total += parts;
+  }
+  EXPECT_GT(expected_total, 0);
+}
+
+TEST(SpinPool, ExceptionsReachTheCallerAndThePoolStillWorks) {
+  EXPECT_THROW(kernels::spin_pool_run(3, [](int part, int) {
+                 if (part == 2) throw std::runtime_error("part 2 failed");
+               }),
+               std::runtime_error);
+  std::atomic<int> n{0};
+  kernels::spin_pool_run(3, [&](int, int) { n.fetch_add(1); });
+  EXPECT_EQ(n.load(), 3);
+}
+
+TEST(SpinPool, NestedCallsRunInline) {
+  std::atomic<int> inner{0};
+  kernels::spin_pool_run(2, [&](int, int) { kernels::spin_pool_run(3, [&](int, int) { inner.fetch_add(1); }); });
+  EXPECT_EQ(inner.load(), 6);
+}
+
+TEST(SpinPool, TwoCallersTakeTurns) {
+  std::atomic<int64_t> sum{0};
+  auto caller = [&] {
+    for (int i = 0; i < 2000; ++i) kernels::spin_pool_run(2, [&](int part, int) { sum.fetch_add(part + 1); });
+  };
+  std::thread a(caller), b(caller);
+  a.join();
+  b.join();
+  EXPECT_EQ(sum.load(), 2 * 2000 * 3);
+}
+
+}  // namespace
+}  // namespace bmos
