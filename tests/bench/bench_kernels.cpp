@@ -2,6 +2,7 @@
 //   BM_TorchGemv vs BM_PackedGemv_{Avx512,Avx2}   y = W x, W (N, K): 4096x4096, 11008x4096, 4096x11008
 //   BM_TorchGemm vs BM_PackedGemm_{Avx512,Avx2}   Y = X W^T, X (M, 4096), W 4096x4096: M = 16 and 128 tokens
 //   BM_BinaryMosLayer_Avx512 vs BM_TorchGemv       the fused layer (router, scales, binary GEMV), E = 4
+//   BM_PackedMatmulCold_Avx512                     M = 1, 16, 128 tokens at the three shapes, weights out of cache
 // all with 1 and 2 threads. AVX2 is the required baseline, AVX-512 the default where the CPU has it (rows of an
 // ISA the CPU lacks are skipped with a message). bmos_bench's summary prints each packed row's ratio to the torch
 // row of the same arguments (bench_ratio.h); each packed row also carries counters: torch_us (that torch row, or
@@ -167,6 +168,46 @@ void packed_gemm(benchmark::State& state, CpuIsa isa) {
   report(state, packed, torch);
 }
 
+// ------------------------------------------------------------------------------------------------ out of cache
+// The same products with the weights out of cache: a set of copies of one random matrix, 512 MiB in all (twice the
+// 260 MiB L3 this VM reports; more than any L3 we run on), used in turn, so every call reads its weights from DRAM
+// as a model's decode does. Counter GB/s = weight bytes read per second. Args M (tokens), N, K, threads.
+struct ColdSet {
+  std::vector<PreparedBinaryMatrix> mats;
+  size_t next = 0;
+  const PreparedBinaryMatrix& take() { return mats[next++ % mats.size()]; }
+};
+
+ColdSet& cold_set(int64_t N, int64_t K) {
+  static std::map<std::pair<int64_t, int64_t>, ColdSet> cache;
+  if (cache.size() > 0 && !cache.count({N, K})) cache.clear();  // one shape's set at a time
+  ColdSet& set = cache[{N, K}];
+  if (set.mats.empty()) {
+    std::vector<bmos::packed::Word> bits(bmos::packed::packed_words(N, K));
+    uint64_t s = 0x9E3779B97F4A7C15ull;
+    for (auto& w : bits) s = s * 6364136223846793005ull + 1442695040888963407ull, w = bmos::packed::Word(s >> 32);
+    const PreparedBinaryMatrix first(bits.data(), N, K);
+    const int64_t count = ((int64_t{512} << 20) + first.bytes() - 1) / first.bytes();
+    for (int64_t i = 0; i < count; ++i) set.mats.emplace_back(bits.data(), N, K);
+  }
+  return set;
+}
+
+void BM_PackedMatmulCold_Avx512(benchmark::State& state) {
+  const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  const int threads = static_cast<int>(state.range(3));
+  if (!supported(state, CpuIsa::kAvx512)) return;
+  ColdSet& set = cold_set(N, K);
+  const auto X = torch::randn({M, K});
+  std::vector<float> Y(M * N);
+  const Timing t = time_loop(state, [&] {
+    bmos::kernels::binary_matmul(set.take(), X.data_ptr<float>(), M, Y.data(), threads, CpuIsa::kAvx512);
+    benchmark::DoNotOptimize(Y.data());
+  });
+  state.counters["GB/s"] = set.mats[0].bytes() / t.wall_us / 1e3;
+  state.counters["matrices"] = static_cast<double>(set.mats.size());
+}
+
 // ---------------------------------------------------------------------------------------------- fused layer (decode)
 void BM_BinaryMosLayer_Avx512(benchmark::State& state) {
   const int64_t N = state.range(0), K = state.range(1), E = 4;
@@ -205,6 +246,12 @@ void gemm_args(benchmark::internal::Benchmark* b) {
   for (int64_t M : {16, 128})
     for (int64_t threads : {1, 2}) b->Args({M, 4096, 4096, threads});
 }
+void cold_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"M", "N", "K", "threads"})->Unit(benchmark::kMicrosecond)->UseRealTime();
+  for (int64_t M : {1, 16, 128})
+    for (auto [N, K] : {std::pair<int64_t, int64_t>{4096, 4096}, {11008, 4096}, {4096, 11008}})
+      for (int64_t threads : {1, 2}) b->Args({M, N, K, threads});
+}
 void layer_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"N", "K", "threads"})->Unit(benchmark::kMicrosecond)->UseRealTime();
   for (int64_t threads : {1, 2}) b->Args({4096, 4096, threads});
@@ -215,6 +262,7 @@ BENCHMARK(BM_PackedGemv_Avx512)->Apply(gemv_args);
 BENCHMARK(BM_PackedGemv_Avx2)->Apply(gemv_args);
 BENCHMARK(BM_BinaryMosLayer_Avx512)->Apply(layer_args);
 BENCHMARK(BM_TorchGemm)->Apply(gemm_args);
+BENCHMARK(BM_PackedMatmulCold_Avx512)->Apply(cold_args);
 BENCHMARK(BM_PackedGemm_Avx512)->Apply(gemm_args);
 BENCHMARK(BM_PackedGemm_Avx2)->Apply(gemm_args);
 BMOS_BENCH_BASELINE(BM_PackedGemv_Avx512, BM_TorchGemv);
