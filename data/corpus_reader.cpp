@@ -128,7 +128,7 @@ bool CorpusReader::next_json(std::string& doc) {
         else if (!it->is_string()) problem = "field \"" + opt_.text_key + "\" is not a string";
         else doc = it->get<std::string>();
       }
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       problem = std::string("bad JSON: ") + e.what();
     }
     if (problem.empty()) return true;

@@ -56,7 +56,7 @@ std::vector<std::string> read_jsonl_texts(const std::string& path, const std::st
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       throw std::runtime_error(path + ":" + std::to_string(line_no) + ": not valid JSON (" + e.what() + ")");
     }
     if (!j.is_object() || !j.contains(key) || !j[key].is_string())

@@ -85,7 +85,7 @@ void for_each_json_line(const std::string& path, Fn fn) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(lines[i]);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       bad(path, line_no, std::string("not valid JSON (") + e.what() + ")");
     }
     if (!j.is_object()) bad(path, line_no, "expected a JSON object");

@@ -138,7 +138,7 @@ nlohmann::json read_json(const fs::path& p) {
   if (!in) throw std::runtime_error("cannot open '" + p.string() + "'");
   try {
     return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error("'" + p.string() + "' is not valid JSON: " + e.what());
   }
 }

@@ -39,7 +39,7 @@ std::string detect_model_format(const std::string& path) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       throw std::runtime_error("model path '" + path + "': config.json is not valid JSON: " + e.what());
     }
     if (!j.is_object()) fail(path, "config.json is not a JSON object");

@@ -105,7 +105,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     nlohmann::json header;
     try {
       header = nlohmann::json::parse(map_ + 8, map_ + data_start_);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       fail(path, std::string("header is not valid JSON: ") + e.what());
     }
     if (!header.is_object()) fail(path, "header is not a JSON object");

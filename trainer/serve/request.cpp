@@ -21,7 +21,7 @@ ParsedRequest parse_completion_request(const std::string& body) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e400 (fuzz_serve_request)
     return fail("", std::string("the body is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) return fail("", "the body must be a JSON object, e.g. {\"prompt\": \"Once upon a time\"}");
