@@ -5,7 +5,8 @@
 # inputs land in tests/fuzz/crashes/<harness>/ (commit them with the fix: ctest's test_fuzz_replay replays them); the
 # corpus each run grows stays in build-fuzz/corpus/<harness>/ (the committed seeds are tests/fuzz/corpus/<harness>/).
 #   scripts/fuzz.sh [SECONDS] [HARNESS...]        e.g. scripts/fuzz.sh 60 safetensors torch_bin
-# Environment: RUNS (0 = no cap), JOBS (build), RSS_MB (default 2048), TIMEOUT_S (one input, default 20), NO_BUILD=1 (use what is built).
+# Environment: KEEP_GOING=1 (libFuzzer's fork mode: go on after a crash, for a harness whose library crashes on
+# malformed input, e.g. libhdf5 under token_shard; every crash input is still saved and counted), RUNS (0 = no cap), JOBS (build), RSS_MB (default 2048), TIMEOUT_S (one input, default 20), NO_BUILD=1 (use what is built).
 # Needs clang and libFuzzer (Debian's clang-14 ships it: scripts/setup.sh --fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,7 @@ for h in "${harnesses[@]}"; do
   rc=0
   t0=$(date +%s)
   runs=(); [ "$RUNS" != 0 ] && runs=(-runs="$RUNS")
+  [ "${KEEP_GOING:-0}" = 1 ] && runs+=(-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1)
   "$bin" -max_total_time="$SECONDS_EACH" "${runs[@]}" -rss_limit_mb="$RSS_MB" -timeout="$TIMEOUT_S" -print_final_stats=1 \
     -artifact_prefix="$crashes/" "${dict[@]}" "$work" "tests/fuzz/corpus/$h" >"build-fuzz/logs/$h.log" 2>&1 || rc=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "build-fuzz/logs/$h.log" | grep -o '[0-9]*$' || true)
