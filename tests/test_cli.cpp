@@ -59,6 +59,22 @@ TEST(Cli, EvalNamesTheFlagForEveryPathItNeeds) {
              "--tasks_dir: folder '" + dir + "/none' not found");
 }
 
+TEST(Cli, ExportRefusesFlagsItsPathWouldIgnore) {
+  const std::string dir = test::temp_dir("cli_export");
+  EXPECT_HAS(bmos("export --checkpoint " + dir + " --out " + dir + "/o --method sign").output,
+             "--method applies to --from-teacher");
+  EXPECT_HAS(bmos("export --checkpoint " + dir + " --out " + dir + "/o --experts 2").output,
+             "--experts applies to --from-teacher");
+  EXPECT_HAS(bmos("export --from-teacher " + dir + " --out " + dir + "/o --sample_len 8").output,
+             "--sample_len sets the sampled-text report of a loaded checkpoint; --from-teacher streams");
+  EXPECT_HAS(bmos("export --checkpoint " + dir + " --out " + dir + "/o --stream on --sample_sequences 2").output,
+             "--sample_sequences sets the sampled-text report of a loaded checkpoint, and this export streams");
+  EXPECT_HAS(bmos("export --checkpoint " + dir + " --out " + dir + "/o --stream off --check_tokens 4").output,
+             "--check_tokens sets the check of a streamed export, and this one loads the model");
+  EXPECT_HAS(bmos("export --from-teacher " + dir + " --out " + dir + "/o --stream off").output,
+             "--from-teacher always streams");
+}
+
 TEST(Cli, ARunFolderWithoutACheckpointIsNamed) {
   const std::string dir = test::temp_dir("cli_run_folder");
   std::filesystem::create_directories(dir + "/run/checkpoints");

@@ -1,14 +1,12 @@
 #include "kernels/cpu/binary_matmul.h"
 
 #include <algorithm>
-#include <exception>
 #include <stdexcept>
 #include <string>
 
 #include "kernels/cpu/aligned_buffer.h"
 #include "kernels/cpu/matmul_job.h"
 #include "kernels/cpu/spin_pool.h"
-
 
 namespace bmos::kernels {
 

@@ -1,12 +1,10 @@
 #include "kernels/cpu/int8_rows.h"
 
 #include <algorithm>
-#include <exception>
 #include <stdexcept>
 #include <string>
 
 #include "kernels/cpu/spin_pool.h"
-
 
 namespace bmos::kernels {
 
@@ -48,7 +46,7 @@ void int8_rows_matmul(const int8_t* codes, const float* scale, int64_t N, int64_
 #if defined(__x86_64__)
     if (isa == CpuIsa::kAvx512) return detail::int8_rows_avx512(codes, scale, K, x, M, y, N, b, e);
 #endif
-    rows_scalar(codes, scale, K, x, M, y, N, b, e);  // AVX2 machines: the compiler's vectorised loop
+    rows_scalar(codes, scale, K, x, M, y, N, b, e);  // other ISAs: the plain loop (also the reference)
   };
   spin_pool_run(threads, run_part);
 }

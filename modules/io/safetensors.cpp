@@ -281,7 +281,6 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, const std::vector<
     index_[e.name] = i;
     offset = e.end;
   }
-  data_bytes_ = offset;
   std::string text = header.dump();
   text.append((8 - (8 + text.size()) % 8) % 8, ' ');  // data buffer starts 8-byte aligned
   data_start_ = 8 + text.size();

@@ -83,11 +83,9 @@ class SafetensorsWriter {
   SafetensorsWriter(const SafetensorsWriter&) = delete;
   SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
 
-  bool expects(const std::string& name) const { return index_.count(name) != 0; }
   // `tensor` must have the layout's shape and element size (U32: an int32 tensor; BOOL: bool or uint8).
   void put(const std::string& name, const torch::Tensor& tensor);
   void commit();
-  uint64_t file_bytes() const { return data_start_ + data_bytes_; }
 
  private:
   [[noreturn]] void fail(const std::string& what) const;
@@ -96,7 +94,7 @@ class SafetensorsWriter {
   std::vector<SafetensorsInfo> layout_;     // with begin/end filled
   std::map<std::string, size_t> index_;     // name -> position in layout_
   std::vector<bool> written_;
-  uint64_t data_start_ = 0, data_bytes_ = 0;
+  uint64_t data_start_ = 0;
   bool committed_ = false;
 };
 

@@ -93,6 +93,12 @@ StreamExportOptions stream_options(const std::string& tokenizer) {
   return o;
 }
 
+// A flag given on the command line that the chosen way of exporting does not read is an error naming it.
+void refuse_if_set(const char* flag, const std::string& why) {
+  if (!gflags::GetCommandLineFlagInfoOrDie(flag).is_default)
+    throw std::invalid_argument(std::string("--") + flag + " " + why);
+}
+
 }  // namespace
 
 int cmd_export(const std::vector<std::string>& args) {
@@ -107,6 +113,9 @@ int cmd_export(const std::vector<std::string>& args) {
   if (FLAGS_threads > 0) set_compute_threads(FLAGS_threads);
   if (!FLAGS_from_teacher.empty()) {
     if (FLAGS_stream == "off") throw std::invalid_argument("--from-teacher always streams (--stream off)");
+    for (const char* f : {"sample_sequences", "sample_len"})
+      refuse_if_set(f, "sets the sampled-text report of a loaded checkpoint; --from-teacher streams (its check is "
+                       "--check_tokens)");
     const std::string tok = FLAGS_tokenizer.empty() ? find_tokenizer_near(FLAGS_from_teacher) : FLAGS_tokenizer;
     std::fprintf(stderr, "[export] binarizing %s (%s), streaming\n", FLAGS_from_teacher.c_str(), FLAGS_method.c_str());
     const StreamExportReport r = export_teacher_streaming(FLAGS_from_teacher, FLAGS_method, FLAGS_experts, FLAGS_out,
@@ -114,11 +123,17 @@ int cmd_export(const std::vector<std::string>& args) {
     std::printf("%s", r.text().c_str());
     return 0;
   }
+  refuse_if_set("method", "applies to --from-teacher; a checkpoint's model.json says what its layers are");
+  refuse_if_set("experts", "applies to --from-teacher and --size_report; a checkpoint's model.json says what its "
+                           "layers are");
   const std::string resolved = resolve_model_path(FLAGS_checkpoint);
   bool stream = FLAGS_stream == "on";
   if (FLAGS_stream == "auto" && detect_model_format(resolved) == "checkpoint")
     stream = 4 * fp_model_params(read_model_meta(resolved).config) > (int64_t{2} << 30);
   if (stream) {
+    for (const char* f : {"sample_sequences", "sample_len"})
+      refuse_if_set(f, "sets the sampled-text report of a loaded checkpoint, and this export streams (--stream " +
+                           FLAGS_stream + "); pass --stream off, or --check_tokens for the streamed check");
     if (detect_model_format(resolved) != "checkpoint")
       throw std::invalid_argument(resolved + " is not a training checkpoint: --stream reads model.json + "
                                   "model.safetensors");
@@ -127,6 +142,8 @@ int cmd_export(const std::vector<std::string>& args) {
     std::printf("%s", export_checkpoint_streaming(resolved, FLAGS_out, stream_options(tok)).text().c_str());
     return 0;
   }
+  refuse_if_set("check_tokens", "sets the check of a streamed export, and this one loads the model (--stream " +
+                                    FLAGS_stream + "); pass --stream on, or --sample_sequences for its report");
   LoadedModel loaded = load_model(resolved);  // a run folder: its newest checkpoint
   const std::string& dir = loaded.path;
   if (loaded.format == "packed") throw std::invalid_argument(dir + " is already an exported packed model");

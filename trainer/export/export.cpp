@@ -42,12 +42,7 @@ std::map<std::string, PackedLayerSpec> quantized_layers(Llama& model, PackedQuan
       throw std::invalid_argument("export: layer '" + name + "' is of kind '" + l->kind() +
                                   "'; only BinaryMoS and Sign layers of a training-graph model can be exported");
     }
-    if (!out.empty() && (s.kind != out.begin()->second.kind || s.experts != out.begin()->second.experts))
-      throw std::invalid_argument("export: layer '" + name + "' is " + s.kind + " with " + std::to_string(s.experts) +
-                                  " experts but '" + out.begin()->first + "' is " + out.begin()->second.kind +
-                                  " with " + std::to_string(out.begin()->second.experts) +
-                                  "; format_version 1 holds one method and one expert count");
-    out[name] = s;
+    add_packed_layer(out, name, s);
   }
   if (out.empty())
     throw std::invalid_argument("export: the model has no BinaryMoS or Sign layers: a full-precision model has "
@@ -234,6 +229,17 @@ std::string human_bytes(int64_t bytes) {
   else if (bytes >= 1000000) std::snprintf(b, sizeof b, "%.3f MB", bytes / 1e6);
   else std::snprintf(b, sizeof b, "%.1f kB", bytes / 1e3);
   return b;
+}
+
+void add_packed_layer(std::map<std::string, PackedLayerSpec>& packed, const std::string& name,
+                      const PackedLayerSpec& spec) {
+  if (!packed.empty() && (spec.kind != packed.begin()->second.kind || spec.experts != packed.begin()->second.experts))
+    throw std::invalid_argument("export: layer '" + name + "' is " + spec.kind + " with " +
+                                std::to_string(spec.experts) + " experts but '" + packed.begin()->first + "' is " +
+                                packed.begin()->second.kind + " with " +
+                                std::to_string(packed.begin()->second.experts) +
+                                "; format_version 1 holds one method and one expert count");
+  packed[name] = spec;
 }
 
 void write_packed_config(const fs::path& dir, const LlamaConfig& c, const PackedQuantization& q) {

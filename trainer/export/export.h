@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,9 @@ struct ExportReport {
 // What both exporters (this one and export_stream.h) share:
 // an earlier export (or an empty folder) at `out` may be replaced; anything else there is refused before any work;
 void check_export_out(const std::filesystem::path& out);
+// adds a layer to be packed; one of another method or expert count than those before is an error naming both;
+void add_packed_layer(std::map<std::string, PackedLayerSpec>& packed, const std::string& name,
+                      const PackedLayerSpec& spec);
 // config.json of a packed folder (the HF config + "quantization"), write checked;
 void write_packed_config(const std::filesystem::path& dir, const LlamaConfig& config, const PackedQuantization& q);
 // the finished folder `tmp` takes the name `out` (an earlier export there is removed after);

@@ -188,11 +188,9 @@ StreamExportReport run_export(const std::string& out_dir, const StreamExportOpti
       r.tokenizer = fs::path(o.tokenizer).filename().string();
       fs::copy_file(o.tokenizer, tmp / r.tokenizer, fs::copy_options::overwrite_existing);
     }
-    if (o.read_back) {
-      const auto t1 = std::chrono::steady_clock::now();
-      load_packed_model(tmp.string());  // every tensor against the layout, as bmos generate / eval will read it
-      r.read_back_seconds = seconds_since(t1);
-    }
+    const auto t1 = std::chrono::steady_clock::now();
+    load_packed_model(tmp.string());  // every tensor against the layout, as bmos generate / eval will read it
+    r.read_back_seconds = seconds_since(t1);
   } catch (...) {
     fs::remove_all(tmp);
     throw;
@@ -210,13 +208,7 @@ StreamExportReport export_checkpoint_streaming(const std::string& checkpoint_dir
                                                const StreamExportOptions& o) {
   const ModelFilesMeta meta = read_model_meta(checkpoint_dir);
   std::map<std::string, PackedLayerSpec> packed;
-  for (const auto& [name, l] : meta.layers) {
-    if (!packed.empty() && (l.kind != packed.begin()->second.kind || l.experts != packed.begin()->second.experts))
-      throw std::invalid_argument("export: layer '" + name + "' is " + l.kind + " with " + std::to_string(l.experts) +
-                                  " experts but '" + packed.begin()->first + "' is " + packed.begin()->second.kind +
-                                  "; format_version 1 holds one method and one expert count");
-    packed[name] = {l.kind, l.experts, l.bias};
-  }
+  for (const auto& [name, l] : meta.layers) add_packed_layer(packed, name, {l.kind, l.experts, l.bias});
   if (packed.empty())
     throw std::invalid_argument("export: " + checkpoint_dir + "/model.json lists no BinaryMoS or Sign layers: a "
                                 "full-precision model has nothing to pack");
@@ -260,9 +252,7 @@ StreamExportReport export_teacher_streaming(const std::string& hf_dir, const std
   r.quantization = quantization_of(o, method, experts);
   return run_export(out_dir, o, r, [&](const fs::path& tmp, StreamExportReport& rep) {
     std::unique_ptr<PackedFileBuilder> b;
-    LlamaConfig config;
     const auto prepare = [&](const LlamaConfig& c) {  // before any tensor is read
-      config = c;
       write_packed_config(tmp, c, rep.quantization);
       rep.fp16_bytes = 2 * fp_model_params(c);
       b = std::make_unique<PackedFileBuilder>(tmp / "model.safetensors", c, rep.quantization,

@@ -30,7 +30,6 @@ struct StreamExportOptions {
   std::string tokenizer;            // file copied into the folder; "" = none (the report says so)
   int64_t check_tokens = 8;         // random inputs of the per-layer check (0: no check)
   uint64_t seed = 0;                // routers of --from-teacher and the check's inputs
-  bool read_back = true;            // load the written folder with load_packed_model before renaming it
 };
 
 struct StreamExportReport {
