@@ -1,6 +1,6 @@
 // Packed export and serving: PackedBinaryMoSLinear against the training layers, the export -> load round trip on
-// small random models (E = 1 / 4, biases, odd shapes, FP layers left in, Sign layers, int8 embeddings), refusal of
-// unknown format versions, the 7B/13B size arithmetic, and stories260K end to end (greedy text of the packed model
+// small random models (E = 1 / 4, biases, odd shapes, FP layers left in, Sign layers, int8 embeddings), format 2
+// mapped in place and format 1 still read, refusal of unknown format versions, the 7B/13B size arithmetic, and stories260K end to end (greedy text of the packed model
 // equals the training graph's).
 #include <unistd.h>
 
@@ -334,6 +334,61 @@ std::string load_error(const std::string& dir) {
   return "";
 }
 
+// Format 2 is served from the file's mapping: every qweight 64-byte aligned in the file and used in place, the int8
+// codes too. A format 1 folder (canonical bits, as the previous release wrote) still loads, repacked, to bitwise the
+// same logits.
+TEST(Export, MapsFormat2InPlaceAndStillReadsFormat1) {
+  torch::NoGradGuard no_grad;
+  const LlamaConfig c = odd_config(false);
+  Llama train = random_student(c, QuantSpec{}, true, 21);
+  ExportOptions o;
+  o.sample_sequences = 1;
+  o.sample_len = 4;
+  o.embedding_bits = 8;
+  const std::string dir = test::temp_dir("export_mapped");
+  export_packed(train, dir + "/v2", o);
+
+  PackedModel v2 = load_packed_model(dir + "/v2");
+  EXPECT_EQ(v2.quantization.format_version, 2);
+  const SafetensorsFile file(dir + "/v2/model.safetensors");
+  int64_t qweight_bytes = 0;
+  std::vector<SafetensorsEntry> v1_entries;  // the same model in format 1
+  for (const auto& name : file.names()) {
+    const SafetensorsInfo& info = file.info(name);
+    if (name.size() > 8 && name.compare(name.size() - 8, 8, ".qweight") == 0) {
+      const std::string linear = name.substr(0, name.size() - 8);
+      auto layer = std::dynamic_pointer_cast<PackedBinaryMoSLinearImpl>(v2.model->get_linear(linear));
+      ASSERT_TRUE(layer) << linear;
+      EXPECT_TRUE(layer->bits_mapped()) << linear;
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(file.mapped(name).data) % 64, 0u) << name << " not 64-byte aligned";
+      EXPECT_EQ(info.shape, (std::vector<int64_t>{packed::row_tiles(layer->out_features()),
+                                                  packed::tile_words_per_row(layer->in_features()), 16}));
+      qweight_bytes += static_cast<int64_t>(info.end - info.begin);
+      v1_entries.push_back({name, layer->bits(), "U32"});
+    } else {
+      v1_entries.push_back({name, file.load(name), info.dtype});
+    }
+  }
+  const int64_t codes_bytes = 2 * c.vocab_size * c.embedding_dim();  // untied: table and head
+  EXPECT_EQ(v2.mapped_bytes, qweight_bytes + codes_bytes);
+
+  fs::create_directories(dir + "/v1");
+  fs::copy_file(dir + "/v2/config.json", dir + "/v1/config.json");
+  write_safetensors(dir + "/v1/model.safetensors", v1_entries);
+  edit_quantization(dir + "/v1", "format_version", 1);
+  edit_quantization(dir + "/v1", "bit_order", packed::kBitOrderV1);
+  PackedModel v1 = load_packed_model(dir + "/v1");
+  EXPECT_EQ(v1.quantization.format_version, 1);
+  EXPECT_EQ(v1.packed_layers, v2.packed_layers);
+  for (const auto& name : v1.model->linear_names())
+    EXPECT_FALSE(std::dynamic_pointer_cast<PackedBinaryMoSLinearImpl>(v1.model->get_linear(name))->bits_mapped());
+
+  const torch::Tensor tokens = sample_tokens(c, 2, 11, 5);
+  const torch::Tensor want = v1.model->forward(tokens).logits, got = v2.model->forward(tokens).logits;
+  EXPECT_TRUE(got.equal(want)) << "mapped format 2 and repacked format 1 logits differ: max rel "
+                               << max_rel(got, want);
+}
+
 TEST(Export, ReadersRefuseUnknownFormatVersionAndBitOrder) {
   Llama train = random_student(odd_config(false), QuantSpec{}, false, 9);
   ExportOptions o;
@@ -343,16 +398,20 @@ TEST(Export, ReadersRefuseUnknownFormatVersionAndBitOrder) {
   export_packed(train, dir, o);
   ASSERT_EQ(load_error(dir), "");
 
-  edit_quantization(dir, "format_version", 2);
+  edit_quantization(dir, "format_version", 3);
   const std::string e = load_error(dir);
-  EXPECT_NE(e.find("format_version is 2"), std::string::npos) << e;
-  EXPECT_NE(e.find("reads only format_version 1"), std::string::npos) << e;
+  EXPECT_NE(e.find("format_version is 3"), std::string::npos) << e;
+  EXPECT_NE(e.find("reads format_version 1 and 2"), std::string::npos) << e;
   EXPECT_NE(e.find("config.json"), std::string::npos) << e;
 
   edit_quantization(dir, "format_version", packed::kFormatVersion);
   edit_quantization(dir, "bit_order", "col_major");
   EXPECT_NE(load_error(dir).find("bit_order"), std::string::npos);
+  edit_quantization(dir, "format_version", 1);  // version 1 with version 2's bit order
+  edit_quantization(dir, "bit_order", packed::kBitOrder);
+  EXPECT_NE(load_error(dir).find("format_version 1 has \"row_major_lsb_first_u32\""), std::string::npos);
 
+  edit_quantization(dir, "format_version", packed::kFormatVersion);
   edit_quantization(dir, "bit_order", packed::kBitOrder);
   edit_quantization(dir, "experts", 2);  // the tensors hold 4 experts
   EXPECT_NE(load_error(dir).find("experts"), std::string::npos);
@@ -360,11 +419,13 @@ TEST(Export, ReadersRefuseUnknownFormatVersionAndBitOrder) {
 
 // ------------------------------------------------------------------------------------------- size arithmetic
 // Exact bytes of a LLaMA with every decoder linear packed (E experts, fp16 scales/router/embeddings/head/norms),
-// written out from the shapes here rather than taken from the exporter's table. kv: outputs of wk and wv.
+// written out from the shapes here rather than taken from the exporter's table. kv: outputs of wk and wv. `tiles`:
+// format 2's sign bits (32-bit words of 30 columns, rows padded to 16), else format 1's (1 bit per weight, rows padded
+// to 32 columns: the paper's count).
 int64_t expected_bytes(int64_t dim, int64_t hidden, int64_t layers, int64_t vocab, int64_t E, int64_t kv,
-                       bool tied) {
+                       bool tied, bool tiles = true) {
   auto linear = [&](int64_t in, int64_t out) {
-    const int64_t bits = out * ((in + 31) / 32) * 4;
+    const int64_t bits = tiles ? (out + 15) / 16 * 16 * ((in + 29) / 30) * 4 : out * ((in + 31) / 32) * 4;
     const int64_t scales = 2 * (E * in + E * out + (E > 1 ? E * in : 0));
     return bits + scales;
   };
@@ -374,23 +435,30 @@ int64_t expected_bytes(int64_t dim, int64_t hidden, int64_t layers, int64_t voca
 }
 
 TEST(ExportSize, Llama2ShapesReproduceThePaper) {
-  PackedQuantization q;  // binarymos E=4, F16 scales, F16 rest
-  const ShapeSize s7 = size_from_shapes("llama2-7b", llama_shape_preset("llama2-7b"), q);
-  const ShapeSize s13 = size_from_shapes("llama2-13b", llama_shape_preset("llama2-13b"), q);
+  PackedQuantization q;  // binarymos E=4, F16 scales, F16 rest, format 2
+  PackedQuantization q1 = q;
+  q1.format_version = 1;  // 1 bit per weight: the paper's arithmetic
+  const LlamaConfig c7 = llama_shape_preset("llama2-7b"), c13 = llama_shape_preset("llama2-13b");
+  const ShapeSize s7 = size_from_shapes("llama2-7b", c7, q), s13 = size_from_shapes("llama2-13b", c13, q);
+  const ShapeSize p7 = size_from_shapes("llama2-7b", c7, q1), p13 = size_from_shapes("llama2-13b", c13, q1);
+  EXPECT_EQ(p7.packed.total(), expected_bytes(4096, 11008, 32, 32000, 4, 4096, false, false));
+  EXPECT_EQ(p13.packed.total(), expected_bytes(5120, 13824, 40, 32000, 4, 5120, false, false));
+  EXPECT_EQ(p7.onebit.total(), expected_bytes(4096, 11008, 32, 32000, 1, 4096, false, false));
   EXPECT_EQ(s7.packed.total(), expected_bytes(4096, 11008, 32, 32000, 4, 4096, false));
   EXPECT_EQ(s13.packed.total(), expected_bytes(5120, 13824, 40, 32000, 4, 5120, false));
-  EXPECT_EQ(s7.onebit.total(), expected_bytes(4096, 11008, 32, 32000, 1, 4096, false));
   EXPECT_EQ(s7.params, 6738415616);  // LLaMA-2-7B's published parameter count
-  EXPECT_LE(s7.packed.total(), 1.40e9);
-  EXPECT_LE(s13.packed.total(), 2.33e9);
-  std::printf("[size] llama2-7b %.4f GB (%lld bytes), llama2-13b %.4f GB (%lld bytes); paper: 1.40 / 2.33 GB\n",
-              s7.packed.total() / 1e9, static_cast<long long>(s7.packed.total()), s13.packed.total() / 1e9,
-              static_cast<long long>(s13.packed.total()));
+  EXPECT_LE(p7.packed.total(), 1.40e9);
+  EXPECT_LE(p13.packed.total(), 2.33e9);
+  // The tile order costs 32/30 bits per weight: about 4 % more file than the paper's count.
+  EXPECT_LE(s7.packed.total(), 1.05 * p7.packed.total());
+  std::printf("[size] llama2-7b %.4f GB at 1 bit per weight, %.4f GB as format 2 tiles; llama2-13b %.4f / %.4f GB; "
+              "paper: 1.40 / 2.33 GB\n",
+              p7.packed.total() / 1e9, s7.packed.total() / 1e9, p13.packed.total() / 1e9, s13.packed.total() / 1e9);
 
   // int8 embeddings and head: one byte per weight plus one fp16 scale per row, instead of two bytes.
   PackedQuantization q8 = q;
   q8.embedding_bits = 8;
-  const ShapeSize s7_8 = size_from_shapes("llama2-7b", llama_shape_preset("llama2-7b"), q8);
+  const ShapeSize s7_8 = size_from_shapes("llama2-7b", c7, q8);
   EXPECT_EQ(s7.packed.total() - s7_8.packed.total(), 2 * (32000 * 4096 - 32000 * 2));
 }
 
@@ -512,7 +580,8 @@ TEST(ExportStream, TeacherBinarizedWithTheRank1InitAndNoTraining) {
     for (const auto& name : want->linear_names()) {
       auto b = std::dynamic_pointer_cast<BinaryMoSLinearImpl>(want->get_linear(name));
       ASSERT_TRUE(b) << name;
-      EXPECT_TRUE(f.load(name + ".qweight").equal(pack_sign_bits(b->weight))) << name;
+      EXPECT_TRUE(f.load(name + ".qweight").equal(canonical_to_tiles(pack_sign_bits(b->weight), b->in_features())))
+          << name;
       EXPECT_LE(max_rel(f.load_float(name + ".s_in"), b->s_in), 1e-5) << name;
       EXPECT_LE(max_rel(f.load_float(name + ".s_out"), b->s_out), 1e-5) << name;
       EXPECT_EQ(f.info(name + ".router").shape, (std::vector<int64_t>{4, b->in_features()})) << name;

@@ -184,10 +184,19 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     map_ = nullptr;
     throw;
   }
+  const size_t size = map_size_;
+  mapping_ = std::shared_ptr<const void>(map_, [size](const void* p) { ::munmap(const_cast<void*>(p), size); });
 }
 
-SafetensorsFile::~SafetensorsFile() {
-  if (map_) ::munmap(const_cast<unsigned char*>(map_), map_size_);
+SafetensorsFile::~SafetensorsFile() = default;  // the mapping goes with the last of mapping_'s owners
+
+SafetensorsFile::Mapped SafetensorsFile::mapped(const std::string& name) const {
+  const SafetensorsInfo& t = info(name);
+  return {map_ + data_start_ + t.begin, t.end - t.begin, mapping_};
+}
+
+void SafetensorsFile::will_need() const {
+  ::madvise(const_cast<unsigned char*>(map_), map_size_, MADV_WILLNEED);
 }
 
 std::vector<std::string> SafetensorsFile::names() const {
@@ -282,7 +291,7 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, const std::vector<
     offset = e.end;
   }
   std::string text = header.dump();
-  text.append((8 - (8 + text.size()) % 8) % 8, ' ');  // data buffer starts 8-byte aligned
+  text.append((64 - (8 + text.size()) % 64) % 64, ' ');  // data buffer starts 64-byte aligned
   data_start_ = 8 + text.size();
 
   namespace fs = std::filesystem;

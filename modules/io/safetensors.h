@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,17 @@ class SafetensorsFile : public TensorFileReader {
   // F32, F16 or BF16 converted to fp32; any other dtype is an error naming the tensor.
   torch::Tensor load_float(const std::string& name) const override;
 
+  // A tensor's bytes in place, not copied: valid while `keep` (the file's mapping, read-only) lives, which may be
+  // longer than this object. For serving weights straight from the file. Throws naming the tensor if absent.
+  struct Mapped {
+    const unsigned char* data;
+    uint64_t bytes;
+    std::shared_ptr<const void> keep;
+  };
+  Mapped mapped(const std::string& name) const;
+  // Asks the kernel to read the whole file ahead (madvise WILLNEED), so a mapped model pages in while it starts.
+  void will_need() const;
+
  private:
   std::string path_;
   std::map<std::string, std::string> metadata_;
@@ -53,6 +65,7 @@ class SafetensorsFile : public TensorFileReader {
   uint64_t data_start_ = 0;                     // 8 + header length
   const unsigned char* map_ = nullptr;
   size_t map_size_ = 0;
+  std::shared_ptr<const void> mapping_;         // unmaps when this file and every Mapped::keep are gone
 };
 
 // One tensor to write. `dtype` empty = taken from the tensor (float32 F32, float16 F16, bfloat16 BF16, int64 I64,
@@ -64,8 +77,8 @@ struct SafetensorsEntry {
 };
 
 // Writes `tensors` in the given order, contiguously after the header, as the format requires (Python's safetensors
-// refuses gaps). The header is padded with spaces so the data buffer starts 8-byte aligned; a tensor's offset is then
-// 8-byte aligned whenever the tensors before it have sizes that are multiples of 8 bytes (put odd-sized ones last
+// refuses gaps). The header is padded with spaces so the data buffer starts 64-byte aligned; a tensor's offset is then
+// 64-byte aligned whenever the tensors before it have sizes that are multiples of 64 bytes (put odd-sized ones last
 // when alignment matters). Written to a temporary file in the same folder and renamed, so a crash never leaves half a file.
 void write_safetensors(const std::string& path, const std::vector<SafetensorsEntry>& tensors,
                        const std::map<std::string, std::string>& metadata = {});

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
 #include <ATen/Parallel.h>
 
@@ -43,14 +44,35 @@ torch::Tensor pack_sign_bits(const torch::Tensor& weight) {
   return bits;
 }
 
-PackedBinaryMoSLinearImpl::PackedBinaryMoSLinearImpl(const torch::Tensor& bits, int64_t in,
-                                                     const torch::Tensor& router_in, const torch::Tensor& s_in_in,
-                                                     const torch::Tensor& s_out_in, const torch::Tensor& bias_in) {
+namespace {
+kernels::PreparedBinaryMatrix prepare(const torch::Tensor& bits, int64_t in) {
   if (!bits.defined() || bits.dim() != 2 || bits.scalar_type() != torch::kInt32)
     throw std::invalid_argument("PackedBinaryMoSLinear: bits must be a 2-D int32 tensor of packed words");
   if (in < 1) throw std::invalid_argument("PackedBinaryMoSLinear: in must be >= 1, got " + std::to_string(in));
-  const int64_t out = bits.size(0);
-  check_shape("bits", bits, {out, packed::words_per_row(in)});
+  check_shape("bits", bits, {bits.size(0), packed::words_per_row(in)});
+  const torch::Tensor b = bits.to(torch::kCPU).contiguous();
+  return kernels::PreparedBinaryMatrix(reinterpret_cast<const packed::Word*>(b.data_ptr<int32_t>()), b.size(0), in);
+}
+}  // namespace
+
+torch::Tensor canonical_to_tiles(const torch::Tensor& bits, int64_t in) {
+  const kernels::PreparedBinaryMatrix p = prepare(bits, in);
+  torch::Tensor out = torch::empty({p.tiles(), p.words_per_row(), packed::kTileRows}, torch::kInt32);
+  p.to_tiles(reinterpret_cast<packed::Word*>(out.data_ptr<int32_t>()));
+  return out;
+}
+
+PackedBinaryMoSLinearImpl::PackedBinaryMoSLinearImpl(const torch::Tensor& bits, int64_t in,
+                                                     const torch::Tensor& router_in, const torch::Tensor& s_in_in,
+                                                     const torch::Tensor& s_out_in, const torch::Tensor& bias_in)
+    : PackedBinaryMoSLinearImpl(prepare(bits, in), router_in, s_in_in, s_out_in, bias_in) {}
+
+PackedBinaryMoSLinearImpl::PackedBinaryMoSLinearImpl(kernels::PreparedBinaryMatrix prepared,
+                                                     const torch::Tensor& router_in, const torch::Tensor& s_in_in,
+                                                     const torch::Tensor& s_out_in, const torch::Tensor& bias_in)
+    : prepared_(std::move(prepared)) {
+  const int64_t in = prepared_.cols(), out = prepared_.rows();
+  if (in < 1 || out < 1) throw std::invalid_argument("PackedBinaryMoSLinear: no bits (an empty prepared matrix)");
   if (!s_out_in.defined() || s_out_in.dim() != 2)
     throw std::invalid_argument("PackedBinaryMoSLinear: s_out must be (E, out)");
   const int64_t E = s_out_in.size(0);
@@ -60,23 +82,28 @@ PackedBinaryMoSLinearImpl::PackedBinaryMoSLinearImpl(const torch::Tensor& bits, 
   else if (router_in.defined()) throw std::invalid_argument("PackedBinaryMoSLinear: a router with E == 1 experts");
   if (bias_in.defined()) check_shape("bias", bias_in, {out});
 
-  const torch::Tensor b = bits.to(torch::kCPU).contiguous();
-  prepared_ = kernels::PreparedBinaryMatrix(reinterpret_cast<const packed::Word*>(b.data_ptr<int32_t>()), out, in);
   if (E > 1) router = register_buffer("router", fp32(router_in));
   s_in = register_buffer("s_in", fp32(s_in_in));
   s_out = register_buffer("s_out", fp32(s_out_in));
   if (bias_in.defined()) bias = register_buffer("bias", fp32(bias_in));
 }
 
-std::shared_ptr<PackedBinaryMoSLinearImpl> PackedBinaryMoSLinearImpl::sign(const torch::Tensor& bits, int64_t in,
+std::shared_ptr<PackedBinaryMoSLinearImpl> PackedBinaryMoSLinearImpl::sign(kernels::PreparedBinaryMatrix prepared,
                                                                            const torch::Tensor& alpha,
                                                                            const torch::Tensor& bias) {
   if (!alpha.defined() || alpha.dim() != 1)
     throw std::invalid_argument("PackedBinaryMoSLinear::sign: alpha must be (out)");
-  auto layer = std::make_shared<PackedBinaryMoSLinearImpl>(bits, in, torch::Tensor(), torch::ones({1, in}),
+  const int64_t in = prepared.cols();
+  auto layer = std::make_shared<PackedBinaryMoSLinearImpl>(std::move(prepared), torch::Tensor(), torch::ones({1, in}),
                                                            alpha.unsqueeze(0), bias);
   layer->sign_ = true;
   return layer;
+}
+
+std::shared_ptr<PackedBinaryMoSLinearImpl> PackedBinaryMoSLinearImpl::sign(const torch::Tensor& bits, int64_t in,
+                                                                           const torch::Tensor& alpha,
+                                                                           const torch::Tensor& bias) {
+  return sign(prepare(bits, in), alpha, bias);
 }
 
 std::shared_ptr<PackedBinaryMoSLinearImpl> PackedBinaryMoSLinearImpl::from_binarymos(const BinaryMoSLinearImpl& l) {

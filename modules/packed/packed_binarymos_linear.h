@@ -1,5 +1,6 @@
-// The inference form of a 1-bit decoder linear: sign bits packed in the canonical layout (kernels/packed_format.h),
-// repacked once at construction into the CPU kernels' tile order (kernels/cpu/prepared_matrix.h), plus fp32 scales.
+// The inference form of a 1-bit decoder linear: sign bits in the CPU kernels' tile order (kernels/cpu/prepared_matrix.h;
+// repacked once from the canonical layout of kernels/packed_format.h, or used in place from a mapped file), plus
+// fp32 scales.
 //
 //   g     = softmax(x router^T)        router (E, in), absent when E == 1          x (M, in), g (M, E)
 //   s_in  = g s_in_experts             s_in_experts  (E, in)
@@ -14,8 +15,8 @@
 // A Sign layer (y = (x B^T) * alpha + bias) is the same layer with E = 1, s_in = 1 and s_out = alpha, exactly; it is
 // marked `sign` so the exporter stores only alpha (the file's `scale`), not a row of ones.
 //
-// Memory: the prepared bits (32/30 bits per weight plus tile padding) and the fp32 scales; the canonical words are
-// rebuilt from the prepared matrix on demand (bits()), not kept twice.
+// Memory: the prepared bits (32/30 bits per weight plus tile padding; file pages when mapped) and the fp32 scales;
+// the canonical words are rebuilt from the prepared matrix on demand (bits(), the CUDA path), not kept twice.
 #pragma once
 
 #include <memory>
@@ -38,7 +39,12 @@ class PackedBinaryMoSLinearImpl : public LinearLike {
   // undefined. Float tensors are converted to fp32. Shapes are checked; errors name the tensor.
   PackedBinaryMoSLinearImpl(const torch::Tensor& bits, int64_t in, const torch::Tensor& router,
                             const torch::Tensor& s_in, const torch::Tensor& s_out, const torch::Tensor& bias);
+  // The same from bits already in the kernels' tile order (a mapped format_version 2 file: used in place).
+  PackedBinaryMoSLinearImpl(kernels::PreparedBinaryMatrix prepared, const torch::Tensor& router,
+                            const torch::Tensor& s_in, const torch::Tensor& s_out, const torch::Tensor& bias);
   // A Sign layer: alpha (out) is its one per-output scale.
+  static std::shared_ptr<PackedBinaryMoSLinearImpl> sign(kernels::PreparedBinaryMatrix prepared,
+                                                         const torch::Tensor& alpha, const torch::Tensor& bias);
   static std::shared_ptr<PackedBinaryMoSLinearImpl> sign(const torch::Tensor& bits, int64_t in,
                                                          const torch::Tensor& alpha, const torch::Tensor& bias);
 
@@ -59,6 +65,8 @@ class PackedBinaryMoSLinearImpl : public LinearLike {
   // The canonical words, (out, packed::words_per_row(in)) int32.
   torch::Tensor bits() const;
   int64_t prepared_bytes() const { return prepared_.bytes(); }
+  // Whether the bits are used in place from a mapped file rather than held in memory of their own.
+  bool bits_mapped() const { return prepared_.is_view(); }
 
   // Buffers, fp32: router (E, in) or undefined; s_in (E, in) (ones (1, in) for a sign layer); s_out (E, out);
   // bias (out) or undefined.
@@ -73,5 +81,8 @@ TORCH_MODULE(PackedBinaryMoSLinear);
 
 // Packs a row-major float matrix W (out, in) into canonical words: (out, words_per_row(in)) int32.
 torch::Tensor pack_sign_bits(const torch::Tensor& weight);
+// Canonical words (out, words_per_row(in)) int32 -> the tile layout a format_version 2 file stores:
+// (row_tiles(out), tile_words_per_row(in), 16) int32.
+torch::Tensor canonical_to_tiles(const torch::Tensor& bits, int64_t in);
 
 }  // namespace bmos

@@ -35,8 +35,8 @@ std::string canonical_dtype(const std::string& text, const std::string& flag) {
 nlohmann::json quantization_to_json(const PackedQuantization& q) {
   return {{"method", q.method},
           {"experts", q.experts},
-          {"format_version", packed::kFormatVersion},
-          {"bit_order", packed::kBitOrder},
+          {"format_version", q.format_version},
+          {"bit_order", q.format_version == 1 ? packed::kBitOrderV1 : packed::kBitOrder},
           {"scale_dtype", q.scale_dtype},
           {"fp_dtype", q.fp_dtype},
           {"embedding_bits", q.embedding_bits}};
@@ -51,13 +51,15 @@ PackedQuantization quantization_from_json(const nlohmann::json& j, const std::st
   if (!j.contains("format_version") || !j["format_version"].is_number_integer())
     fail("format_version is missing or not an integer: this file was not written by `bmos export`");
   q.format_version = j["format_version"].get<int>();
-  if (q.format_version != packed::kFormatVersion)
-    fail("format_version is " + std::to_string(q.format_version) + ", but this build reads only format_version " +
+  if (q.format_version != 1 && q.format_version != packed::kFormatVersion)
+    fail("format_version is " + std::to_string(q.format_version) + ", but this build reads format_version 1 and " +
          std::to_string(packed::kFormatVersion) + ": re-export the checkpoint with this build's `bmos export`, or "
          "use the binarymos version that wrote it");
+  const std::string bit_order = q.format_version == 1 ? packed::kBitOrderV1 : packed::kBitOrder;
   q.bit_order = j.value("bit_order", "");
-  if (q.bit_order != packed::kBitOrder)
-    fail("bit_order is \"" + q.bit_order + "\", this build reads \"" + packed::kBitOrder + "\"");
+  if (q.bit_order != bit_order)
+    fail("bit_order is \"" + q.bit_order + "\", format_version " + std::to_string(q.format_version) + " has \"" +
+         bit_order + "\"");
   q.method = j.value("method", "");
   if (q.method != "binarymos" && q.method != "sign")
     fail("method is \"" + q.method + "\"; packed models are \"binarymos\" or \"sign\"");
@@ -97,6 +99,13 @@ int64_t PackedTensor::bytes() const {
   return n;
 }
 
+namespace {
+bool is_qweight(const std::string& name) {
+  const std::string suffix = ".qweight";
+  return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+}  // namespace
+
 std::vector<PackedTensor> packed_tensor_plan(const LlamaConfig& c, const PackedQuantization& q,
                                              const std::map<std::string, PackedLayerSpec>& packed) {
   std::vector<PackedTensor> plan;
@@ -123,7 +132,11 @@ std::vector<PackedTensor> packed_tensor_plan(const LlamaConfig& c, const PackedQ
     }
     ++used;
     const PackedLayerSpec& s = it->second;
-    plan.push_back({l.name + ".qweight", {l.out, packed::words_per_row(l.in)}, "U32"});
+    if (q.format_version == 1)
+      plan.push_back({l.name + ".qweight", {l.out, packed::words_per_row(l.in)}, "U32"});
+    else
+      plan.push_back({l.name + ".qweight", {packed::row_tiles(l.out), packed::tile_words_per_row(l.in),
+                                            packed::kTileRows}, "U32"});
     if (s.kind == "binarymos") {
       plan.push_back({l.name + ".s_in", {s.experts, l.in}, q.scale_dtype});
       plan.push_back({l.name + ".s_out", {s.experts, l.out}, q.scale_dtype});
@@ -155,6 +168,8 @@ std::vector<PackedTensor> packed_tensor_plan(const LlamaConfig& c, const PackedQ
   if (c.final_norm) norm("norm", c.dim);
   if (c.projects_embeddings()) plan.push_back({"project_out.weight", {c.embedding_dim(), c.dim}, q.fp_dtype});
   if (!c.tie_embeddings) embedding("output");
+  if (q.format_version >= 2)  // every qweight is whole 64-byte lines: first, they all start 64-byte aligned
+    std::stable_partition(plan.begin(), plan.end(), [](const PackedTensor& t) { return is_qweight(t.name); });
   if (used != packed.size()) {
     for (const auto& entry : packed) {  // not a structured binding: C++17 lambdas cannot capture one (clang refuses)
       const std::string& name = entry.first;

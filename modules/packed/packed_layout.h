@@ -1,13 +1,15 @@
-// Exported packed models, format_version 1, at the level of tensors: the config.json `quantization` section and the
+// Exported packed models, format_version 2 (written) and 1 (still read), at the level of tensors: the config.json `quantization` section and the
 // table of what model.safetensors holds (name, shape, dtype) for a LlamaConfig. One table serves the exporter (what it
 // writes), the reader (what it expects, checked both ways) and the size report (bytes from shapes alone).
 //
 // The folder (written by `bmos export`, read by modules/packed/packed_model.h):
 //   config.json        Hugging Face LLaMA config (hidden_size, ...) + "quantization": {"method", "experts",
-//                      "format_version": 1, "bit_order": packed::kBitOrder, "scale_dtype", "fp_dtype",
+//                      "format_version": 2, "bit_order": packed::kBitOrder, "scale_dtype", "fp_dtype",
 //                      "embedding_bits"}
 //   model.safetensors  tensors under our canonical names (modules/io/state_dict.h; rotary rows interleaved as in
-//                      llama2.c, not Hugging Face's rotate-half order), in this order:
+//                      llama2.c, not Hugging Face's rotate-half order). Format 2 puts every qweight first (in
+//                      model order; the data buffer starts 64-byte aligned and each qweight is whole 64-byte lines,
+//                      so a server maps them in place), then the rest in this order (format 1: all in this order):
 //     tok_embeddings.weight          (vocab, embedding_dim)  fp_dtype; or I8 when embedding_bits == 8, with
 //     tok_embeddings.weight_scale    (vocab)            scale_dtype   (row r = weight[r] * weight_scale[r])
 //     pos_embeddings.weight          (max_seq_len + 2, dim)   fp_dtype, only with learned positions (OPT)
@@ -15,7 +17,9 @@
 //     per block i:
 //       layers.i.attention_norm.weight (dim) [+ .bias with LayerNorm]    fp_dtype
 //       for each of attention.wq wk wv wo, then ffn_norm.weight [+ .bias], then feed_forward.w1 w2 [w3]:
-//         a packed BinaryMoS linear   <name>.qweight (out, words_per_row(in)) U32   sign bits, kernels/packed_format.h
+//         a packed BinaryMoS linear   <name>.qweight U32 sign bits (kernels/packed_format.h): format 2 the tile
+//                                       layout (row_tiles(out), tile_words_per_row(in), 16); format 1 the
+//                                       canonical one (out, words_per_row(in))
 //                                     <name>.s_in    (E, in)                  scale_dtype
 //                                     <name>.s_out   (E, out)                 scale_dtype
 //                                     <name>.router  (E, in), only if E > 1   scale_dtype
@@ -26,7 +30,7 @@
 //     project_out.weight             (embedding_dim, dim)     fp_dtype, only when embedding_dim != dim
 //     output.weight [+ weight_scale] (vocab, embedding_dim)   as tok_embeddings; absent when tie_word_embeddings
 //   the tokenizer file, copied from the checkpoint.
-// Readers refuse any other format_version or bit_order.
+// Readers refuse any other format_version, or a bit_order not the one of its format_version.
 #pragma once
 
 #include <cstdint>
@@ -51,7 +55,7 @@ struct PackedQuantization {  // config.json "quantization"
   int embedding_bits = 16;           // 16: embeddings/head in fp_dtype; 8: int8 with one scale per row
 };
 
-// Writes this build's format_version and bit order.
+// Writes q's format_version and its bit order.
 nlohmann::json quantization_to_json(const PackedQuantization& q);
 // Reads and checks the section; an unknown format_version, bit order, method or dtype is a std::runtime_error that
 // names `where` (the config.json path) and says what this build reads.

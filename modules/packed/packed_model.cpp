@@ -11,6 +11,7 @@
 #include "modules/io/hf_llama.h"
 #include "modules/packed/int8_rows_linear.h"
 #include "modules/packed/packed_binarymos_linear.h"
+#include "kernels/cpu/prepared_matrix.h"
 #include "modules/io/safetensors.h"
 
 namespace bmos {
@@ -105,6 +106,7 @@ PackedModel load_packed_model(const std::string& dir) {
   for (const auto& name : file.names())
     if (!planned.count(name)) fail("tensor '" + name + "' has no place in a packed model of this config");
 
+  file.will_need();  // read ahead while the model is built: the mapped weights page in sooner
   torch::NoGradGuard no_grad;
   Llama model{nullptr};
   {
@@ -122,20 +124,35 @@ PackedModel load_packed_model(const std::string& dir) {
       if (fp->bias.defined()) fp->bias.copy_(file.load_float(l.name + ".bias"));
       continue;
     }
-    const torch::Tensor bits = file.load(l.name + ".qweight");  // U32 words as int32
+    kernels::PreparedBinaryMatrix bits;
+    if (q.format_version == 1) {  // canonical words: repacked into an owned copy
+      const torch::Tensor canonical = file.load(l.name + ".qweight");  // U32 words as int32
+      bits = kernels::PreparedBinaryMatrix(reinterpret_cast<const packed::Word*>(canonical.data_ptr<int32_t>()),
+                                           l.out, l.in);
+    } else {  // the kernels' tile order: used in place, the file's pages are the weights
+      const SafetensorsFile::Mapped m = file.mapped(l.name + ".qweight");
+      bits = kernels::PreparedBinaryMatrix::view(reinterpret_cast<const packed::Word*>(m.data), l.out, l.in, m.keep);
+      out.mapped_bytes += static_cast<int64_t>(m.bytes);
+    }
     if (it->second.kind == "sign") {
-      model->set_linear(l.name, PackedBinaryMoSLinearImpl::sign(bits, l.in, file.load_float(l.name + ".scale"),
+      model->set_linear(l.name, PackedBinaryMoSLinearImpl::sign(std::move(bits), file.load_float(l.name + ".scale"),
                                                                  load_opt(l.name + ".bias")));
     } else {
       model->set_linear(l.name, std::make_shared<PackedBinaryMoSLinearImpl>(
-                                    bits, l.in, load_opt(l.name + ".router"), file.load_float(l.name + ".s_in"),
+                                    std::move(bits), load_opt(l.name + ".router"), file.load_float(l.name + ".s_in"),
                                     file.load_float(l.name + ".s_out"), load_opt(l.name + ".bias")));
     }
     ++out.packed_layers;
   }
   if (q.embedding_bits == 8) {  // int8 rows stay int8: looked up row by row, the head run by the int8 kernel
-    auto rows = [&](const std::string& name) {
-      return std::make_shared<Int8RowsLinearImpl>(file.load(name + ".weight"), file.load_float(name + ".weight_scale"));
+    auto rows = [&](const std::string& name) {  // the codes used in place: the file's pages (read-only)
+      const SafetensorsFile::Mapped m = file.mapped(name + ".weight");
+      const SafetensorsInfo& info = file.info(name + ".weight");
+      const torch::Tensor codes = torch::from_blob(
+          const_cast<unsigned char*>(m.data), info.shape, [keep = m.keep](void*) mutable { keep.reset(); },
+          torch::TensorOptions().dtype(torch::kInt8));
+      out.mapped_bytes += static_cast<int64_t>(m.bytes);
+      return std::make_shared<Int8RowsLinearImpl>(codes, file.load_float(name + ".weight_scale"));
     };
     const auto tok = rows("tok_embeddings");
     model->token_rows = tok;

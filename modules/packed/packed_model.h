@@ -1,8 +1,11 @@
 // Reader of exported packed models (the folder `bmos export` writes; layout in modules/packed/packed_layout.h): builds the
 // Llama of config.json, puts a PackedBinaryMoSLinear wherever model.safetensors holds `<linear>.qweight`, and loads
 // the rest (fp16/bf16 converted to fp32; int8 embeddings and head stay int8: Int8RowsLinear, int8_rows_linear.h).
-// The model is built with SkipInitGuard, so the FP linears that packed ones replace never become resident: memory
-// after load is about the file's size (prepared bits, fp32 scales, int8 or fp32 embeddings).
+// The file is mapped, not read: format_version 2 sign bits (the kernels' tile order) and int8 codes are used in
+// place from the read-only mapping, so start-up costs the scales' conversion, not the model's size, and the weights
+// page in as the first token touches them (read ahead with madvise WILLNEED meanwhile); format_version 1 bits are
+// repacked into memory of their own. The model is built with SkipInitGuard, so the FP linears that packed ones
+// replace never become resident: memory after the first token is about the file's size.
 // The file is checked against packed_tensor_plan both ways (every tensor expected, nothing extra, shapes and dtypes)
 // and against the quantization section (method, experts); an unknown format_version is refused.
 #pragma once
@@ -18,6 +21,7 @@ struct PackedModel {
   Llama model{nullptr};
   PackedQuantization quantization;
   int64_t packed_layers = 0;  // decoder linears stored packed
+  int64_t mapped_bytes = 0;   // weights used in place from the file's mapping (sign bits, int8 codes)
 };
 
 PackedModel load_packed_model(const std::string& dir);

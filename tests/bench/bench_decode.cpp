@@ -9,7 +9,10 @@
 //                   token must read (packed bits, scales, routers, biases, the head, norms, the KV cache at the mean
 //                   position); roofline_tok/s = DRAM read bandwidth (BM_DramRead's probe, same T, measured just
 //                   before) / bytes per token; share = tok/s / roofline; the time split in % (packed linears,
-//                   head, the rest: attention, norms, embeddings, torch overhead); rss_GB after load.
+//                   head, the rest: attention, norms, embeddings, torch overhead); load_s and rss_GB right after
+//                   load (a format_version 2 folder is mapped: its weights page in as they are first used), then
+//                   first_token_s and rss1_GB after one token has touched every weight (the page-in: from the page
+//                   cache when the file was read recently, else from disk).
 //   BM_Prefill/T    128-token prompts through forward_cached: tok/s.
 #include <unistd.h>
 
@@ -67,7 +70,7 @@ class TimedLinear : public LinearLike {
 
 struct Loaded {
   Llama model{nullptr};
-  double rss_gb = 0, load_s = 0;
+  double rss_gb = 0, load_s = 0, first_token_s = 0, rss1_gb = 0;
   double weight_bytes = 0;     // read once per token, whatever the position
   double kv_bytes_per_pos = 0;  // K and V of one position, all layers (fp32)
   double linear_s = 0, head_s = 0;
@@ -89,6 +92,14 @@ Loaded& loaded() {
     out.load_s = std::chrono::duration<double>(Clock::now() - t0).count();
     out.rss_gb = resident_gb();
     Llama& model = out.model;
+    {
+      torch::NoGradGuard no_grad;
+      KVCache cache = model->new_cache(1, 1);
+      const auto t1 = Clock::now();
+      model->forward_cached(torch::full({1, 1}, 3, torch::kLong), cache);
+      out.first_token_s = std::chrono::duration<double>(Clock::now() - t1).count();
+      out.rss1_gb = resident_gb();
+    }
     for (const auto& name : model->linear_names()) {
       auto l = model->get_linear(name);
       if (auto p = std::dynamic_pointer_cast<PackedBinaryMoSLinearImpl>(l)) {
@@ -208,6 +219,8 @@ void BM_Decode(benchmark::State& state) {
   state.counters["rest_%"] = 100.0 * (decode_s - linear_s - head_s) / decode_s;
   state.counters["rss_GB"] = m.rss_gb;
   state.counters["load_s"] = m.load_s;
+  state.counters["first_token_s"] = m.first_token_s;
+  state.counters["rss1_GB"] = m.rss1_gb;
 }
 
 void BM_Prefill(benchmark::State& state) {

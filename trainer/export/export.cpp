@@ -81,14 +81,14 @@ std::map<std::string, torch::Tensor> export_tensors(Llama& model, const PackedQu
       t[name + ".weight"] = fp->weight;
       if (fp->bias.defined()) t[name + ".bias"] = fp->bias;
     } else if (auto b = std::dynamic_pointer_cast<BinaryMoSLinearImpl>(l)) {
-      t[name + ".qweight"] = pack_sign_bits(b->weight);
+      t[name + ".qweight"] = canonical_to_tiles(pack_sign_bits(b->weight), b->in_features());
       t[name + ".s_in"] = b->s_in;
       t[name + ".s_out"] = b->s_out;
       if (b->router.defined()) t[name + ".router"] = b->router;
       if (b->bias.defined()) t[name + ".bias"] = b->bias;
     } else {
       auto g = std::dynamic_pointer_cast<SignLinearImpl>(l);
-      t[name + ".qweight"] = pack_sign_bits(g->weight);
+      t[name + ".qweight"] = canonical_to_tiles(pack_sign_bits(g->weight), g->in_features());
       t[name + ".scale"] = g->weight.abs().mean(1);  // SignLinear's alpha
       if (g->bias.defined()) t[name + ".bias"] = g->bias;
     }
@@ -238,7 +238,7 @@ void add_packed_layer(std::map<std::string, PackedLayerSpec>& packed, const std:
                                 std::to_string(spec.experts) + " experts but '" + packed.begin()->first + "' is " +
                                 packed.begin()->second.kind + " with " +
                                 std::to_string(packed.begin()->second.experts) +
-                                "; format_version 1 holds one method and one expert count");
+                                "; the packed format holds one method and one expert count");
   packed[name] = spec;
 }
 

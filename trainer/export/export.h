@@ -1,5 +1,5 @@
 // `bmos export`: a trained (BinaryMoS or Sign) Llama -> the packed deployable folder of modules/packed/packed_layout.h
-// (config.json, model.safetensors with 1-bit sign words, the tokenizer file), format_version 1.
+// (config.json, model.safetensors with 1-bit sign words in the CPU kernels' tile order, the tokenizer file), format_version 2.
 //
 // The folder is written under "<out>.tmp.<pid>", read back with load_packed_model, checked, and only then renamed to
 // <out>, so a failed export never leaves a half folder behind (an earlier export at <out> is replaced).

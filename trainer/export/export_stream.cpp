@@ -76,7 +76,7 @@ class PackedFileBuilder {
     const PackedLayerSpec& spec = packed_.at(name);
     note(weight);
     const torch::Tensor bits = pack_sign_bits(weight);  // (out, words) int32
-    writer_->put(name + ".qweight", bits);
+    writer_->put(name + ".qweight", canonical_to_tiles(bits, weight.size(1)));
     const auto sdt = torch_float_dtype(q_.scale_dtype);
     if (spec.kind == "sign") {
       const torch::Tensor alpha = weight.abs().mean(1);  // SignLinear's alpha (out)
