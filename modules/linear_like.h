@@ -13,6 +13,13 @@ class LinearLike : public torch::nn::Module {
   virtual int64_t in_features() const = 0;
   virtual int64_t out_features() const = 0;
   virtual std::string kind() const = 0;  // "fp", "binarymos", "sign", "packed"
+
+  // The serving fast path (modules/decode_step.h): x (M, in) -> y (M, out), fp32 rows on the CPU, no torch op and
+  // no allocation; y must not overlap x. Only the packed serving layers have it (has_raw_forward()).
+  virtual bool has_raw_forward() const { return false; }
+  virtual void forward_raw(const float* /*x*/, int64_t /*M*/, float* /*y*/) {
+    throw std::logic_error(kind() + " linear has no raw forward");
+  }
 };
 
 // Token rows that are not an fp32 embedding weight (an exported model's int8 rows): LlamaImpl::token_rows.

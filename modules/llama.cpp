@@ -2,6 +2,7 @@
 
 #include "modules/activation_checkpoint.h"
 #include "modules/causal_attention.h"
+#include "modules/decode_step.h"
 
 #include <cmath>
 #include <sstream>
@@ -243,6 +244,8 @@ KVCache LlamaImpl::new_cache(int64_t batch, int64_t max_len) const {
 torch::Tensor LlamaImpl::forward_cached(const torch::Tensor& tokens, KVCache& cache) {
   const int64_t T = tokens.size(1), start = cache.len;
   TORCH_CHECK(!cache.k.empty() && start + T <= cache.k[0].size(2), "KV cache too short for position ", start + T);
+  if (T == 1 && tokens.size(0) == 1 && fast_decode_blocker(*this, cache).empty())
+    return fast_decode_token(*this, tokens, cache);
   torch::Tensor cos, sin;  // undefined without rotary
   if (config.rotary()) {
     TORCH_CHECK(start + T <= rope_cos_.size(0), "position ", start + T, " beyond the rotary table (",

@@ -42,6 +42,8 @@ struct KVCache {
 struct LlamaRunOptions {
   int64_t attention_chunk = 0;    // > 0: causal attention in query blocks of this many positions (modules/causal_attention.h)
   bool checkpoint_blocks = false;  // recompute each block in backward instead of keeping its activations
+  bool fast_decode = true;         // one-token decode on the raw path when the model allows (modules/decode_step.h);
+                                   // false: the torch ops, which the fast path is tested against
 };
 
 class AttentionImpl : public torch::nn::Module {
@@ -134,11 +136,16 @@ class LlamaImpl : public torch::nn::Module, public LanguageModel {
   std::shared_ptr<RowTable> token_rows;
   std::shared_ptr<LinearLike> tied_head;
 
- private:
+ // The steps of forward_cached, public for the raw decode path (modules/decode_step.h):
   torch::Tensor vocab_logits(const torch::Tensor& n);  // head input (B, T, embedding_dim) -> (B, T, vocab)
   // tokens (B, T) at positions [start, start + T) -> (B, T, dim): embeddings, project_in, learned positions
   torch::Tensor embed(const torch::Tensor& tokens, int64_t start);
   std::shared_ptr<BlockImpl> block(size_t i) const { return std::dynamic_pointer_cast<BlockImpl>(layers->ptr(i)); }
+  // Rotary tables (max_seq_len, head_dim/2), fp32; undefined without rotary.
+  const torch::Tensor& rope_cos() const { return rope_cos_; }
+  const torch::Tensor& rope_sin() const { return rope_sin_; }
+
+ private:
   torch::Tensor rope_cos_, rope_sin_;  // (max_seq_len, head_dim/2) buffers; undefined without rotary
   LlamaRunOptions run_;
 };

@@ -34,10 +34,13 @@ torch::Tensor Int8RowsLinearImpl::forward(const torch::Tensor& x) {
   shape.back() = rows_n;
   const torch::Tensor x2d = x.detach().reshape({-1, width}).to(torch::kFloat).contiguous();  // (M, width)
   torch::Tensor y = torch::empty({x2d.size(0), rows_n}, torch::kFloat);                     // (M, rows)
-  kernels::int8_rows_matmul(codes.data_ptr<int8_t>(), scale.data_ptr<float>(), rows_n, width,
-                            x2d.data_ptr<float>(), x2d.size(0), y.data_ptr<float>(),
-                            std::max(at::get_num_threads(), 1));
+  forward_raw(x2d.data_ptr<float>(), x2d.size(0), y.data_ptr<float>());
   return y.view(shape);
+}
+
+void Int8RowsLinearImpl::forward_raw(const float* x, int64_t M, float* y) {
+  kernels::int8_rows_matmul(codes.data_ptr<int8_t>(), scale.data_ptr<float>(), out_features(), in_features(), x, M, y,
+                            std::max(at::get_num_threads(), 1));
 }
 
 torch::Tensor Int8RowsLinearImpl::rows(const torch::Tensor& ids) {

@@ -20,6 +20,8 @@ class Int8RowsLinearImpl : public LinearLike, public RowTable {
   int64_t in_features() const override { return codes.size(1); }
   int64_t out_features() const override { return codes.size(0); }
   std::string kind() const override { return "int8_rows"; }
+  bool has_raw_forward() const override { return codes.device().is_cpu(); }
+  void forward_raw(const float* x, int64_t M, float* y) override;  // x (M, width) -> y (M, rows), fp32, CPU
 
   torch::Tensor codes;  // (rows, width) int8
   torch::Tensor scale;  // (rows) fp32

@@ -139,14 +139,18 @@ torch::Tensor PackedBinaryMoSLinearImpl::forward(const torch::Tensor& x) {
   const torch::Tensor x2d = x.reshape({-1, in}).to(torch::kFloat).contiguous();  // (M, in)
   const int64_t M = x2d.size(0);
   torch::Tensor y = torch::empty({M, out}, torch::kFloat);                        // (M, out)
+  forward_raw(x2d.data_ptr<float>(), M, y.data_ptr<float>());
+  return y.view(shape);
+}
+
+void PackedBinaryMoSLinearImpl::forward_raw(const float* x, int64_t M, float* y) {
+  const int64_t in = in_features(), out = out_features();
   // A second thread only pays for its fork/join when there is work to split (stories260K's 64 x 172 layers decode
   // about 2x slower on 2 threads than on 1).
   const int threads = M * out * in >= kTwoThreadMinWork ? std::clamp(at::get_num_threads(), 1, 2) : 1;
   kernels::binarymos_forward(prepared_, experts(), router.defined() ? router.data_ptr<float>() : nullptr,
                              s_in.data_ptr<float>(), s_out.data_ptr<float>(),
-                             bias.defined() ? bias.data_ptr<float>() : nullptr, x2d.data_ptr<float>(), M,
-                             y.data_ptr<float>(), threads);
-  return y.view(shape);
+                             bias.defined() ? bias.data_ptr<float>() : nullptr, x, M, y, threads);
 }
 
 }  // namespace bmos

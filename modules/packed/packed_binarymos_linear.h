@@ -59,6 +59,8 @@ class PackedBinaryMoSLinearImpl : public LinearLike {
   int64_t in_features() const override { return prepared_.cols(); }
   int64_t out_features() const override { return prepared_.rows(); }
   std::string kind() const override { return "packed"; }
+  bool has_raw_forward() const override { return s_out.device().is_cpu(); }
+  void forward_raw(const float* x, int64_t M, float* y) override;  // x (M, in) -> y (M, out), fp32, CPU
 
   int64_t experts() const { return s_out.size(0); }  // E (1 for a sign layer)
   bool is_sign() const { return sign_; }

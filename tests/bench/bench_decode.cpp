@@ -3,7 +3,8 @@
 //   bmos init-model --like configs/shapes/llama2-7b.json --out /big/l7
 //   bmos export --from-teacher /big/l7 --out /big/l7-e4 --embedding_bits 8 --tokenizer .../tokenizer.model
 //   BMOS_DECODE_MODEL=/big/l7-e4 build/bmos_bench --benchmark_filter='Dram|Decode|Prefill'
-// Without it the benchmarks are skipped with a message. Arg = threads.
+// Without it the benchmarks are skipped with a message. Arg = threads (BM_Decode: threads, then raw = 1 for the raw
+// one-token path of modules/decode_step.h, 0 for the torch ops it replaces).
 //   BM_DramRead/T   sums a 2 GiB buffer (far past L3) on T threads: read GB/s (loads the model first).
 //   BM_Decode/T     one token at a time after a 16-token prompt (positions 16..47): tok/s; bytes/token = what one
 //                   token must read (packed bits, scales, routers, biases, the head, norms, the KV cache at the mean
@@ -58,6 +59,12 @@ class TimedLinear : public LinearLike {
     torch::Tensor y = inner_->forward(x);
     *seconds_ += std::chrono::duration<double>(Clock::now() - t0).count();
     return y;
+  }
+  bool has_raw_forward() const override { return inner_->has_raw_forward(); }
+  void forward_raw(const float* x, int64_t M, float* y) override {
+    const auto t0 = Clock::now();
+    inner_->forward_raw(x, M, y);
+    *seconds_ += std::chrono::duration<double>(Clock::now() - t0).count();
   }
   int64_t in_features() const override { return inner_->in_features(); }
   int64_t out_features() const override { return inner_->out_features(); }
@@ -190,6 +197,9 @@ void BM_Decode(benchmark::State& state) {
   Loaded& m = loaded();
   if (!m.error.empty()) return state.SkipWithError(m.error.c_str());
   set_compute_threads(static_cast<int>(state.range(0)));
+  LlamaRunOptions run = m.model->run_options();
+  run.fast_decode = state.range(1) != 0;
+  m.model->set_run_options(run);
   const double gbs = dram_read_gbs(static_cast<int>(state.range(0)));
   torch::NoGradGuard no_grad;
   const int64_t prompt = 16, steps = 32;
@@ -221,6 +231,8 @@ void BM_Decode(benchmark::State& state) {
   state.counters["load_s"] = m.load_s;
   state.counters["first_token_s"] = m.first_token_s;
   state.counters["rss1_GB"] = m.rss1_gb;
+  run.fast_decode = true;
+  m.model->set_run_options(run);
 }
 
 void BM_Prefill(benchmark::State& state) {
@@ -240,7 +252,7 @@ void BM_Prefill(benchmark::State& state) {
 }
 
 BENCHMARK(BM_DramRead)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
-BENCHMARK(BM_Decode)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+BENCHMARK(BM_Decode)->ArgNames({"threads", "raw"})->Args({1, 1})->Args({2, 1})->Args({1, 0})->Args({2, 0})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 BENCHMARK(BM_Prefill)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 
 }  // namespace
