@@ -71,8 +71,9 @@ BMOS_CLONES void attend(const float* q, const float* K, const float* V, int64_t 
   }
 }
 
-// Query heads x positions x head_dim above which attention is split across threads (a 2K-token context of 32 heads).
-constexpr int64_t kThreadedAttention = int64_t{1} << 20;
+// Query heads x positions x head_dim above which attention is split across threads: reading the KV cache is DRAM
+// bound from a few dozen positions of a 7B model on (32 heads x 16 positions x 128), and two threads read it faster.
+constexpr int64_t kThreadedAttention = int64_t{1} << 16;
 
 struct Scratch {
   std::vector<float> x, xn, q, k, v, att, o, up, gate, scores;
@@ -152,9 +153,12 @@ torch::Tensor fast_decode_token(LlamaImpl& m, const torch::Tensor& tokens, KVCac
     if (threads == 1) {
       attend(s.q.data(), K, V, max_len, hd, rep, 0, H, s0, start + 1, scale, s.scores.data(), s.att.data());
     } else {
-      kernels::spin_pool_run(threads, [&](int part, int parts) {
-        attend(s.q.data(), K, V, max_len, hd, rep, H * part / parts, H * (part + 1) / parts, s0, start + 1, scale,
-               s.scores.data() + part * S, s.att.data());
+      // (Raw pointers: inside the lambda `s` would name the worker thread's own thread_local scratch.)
+      const float* q = s.q.data();
+      float *scores = s.scores.data(), *att = s.att.data();
+      kernels::spin_pool_run(threads, [=](int part, int parts) {
+        attend(q, K, V, max_len, hd, rep, H * part / parts, H * (part + 1) / parts, s0, start + 1, scale,
+               scores + part * S, att);
       });
     }
     a.wo->forward_raw(s.att.data(), 1, s.o.data());

@@ -4,6 +4,7 @@
 // long context whose attention is split across threads; and the models it must leave to the torch path.
 #include <algorithm>
 
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -123,13 +124,16 @@ TEST(DecodeStep, MatchesTorchPathTiedInt8Head) {
 TEST(DecodeStep, LongContextSplitsAttentionAcrossThreads) {
   LlamaConfig c = small_config();
   c.dim = 1024;
-  c.n_heads = 8;  // 8 heads x 128 x (S >= 1024): past the threaded-attention threshold
+  c.n_heads = 8;  // 8 heads x 128 x (S >= 64): past the threaded-attention threshold, and a long context
   c.n_kv_heads = 2;
   c.hidden_dim = 64;
   c.n_layers = 1;
   c.max_seq_len = 1100;
   Llama m = packed_model(c, 7);
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);  // the split needs 2 threads whatever the test runner set
   expect_paths_agree(m, 1030, 6, 8);
+  at::set_num_threads(before);
 }
 
 TEST(DecodeStep, LeavesOtherModelsToTheTorchPath) {

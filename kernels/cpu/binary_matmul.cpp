@@ -44,6 +44,11 @@ float* thread_scratch(const PreparedBinaryMatrix& B) {
 }  // namespace
 
 void binary_matmul(const PreparedBinaryMatrix& B, const float* x, int64_t M, float* y, int threads, CpuIsa isa) {
+  binary_matmul(B, x, M, y, threads, isa, {});
+}
+
+void binary_matmul(const PreparedBinaryMatrix& B, const float* x, int64_t M, float* y, int threads, CpuIsa isa,
+                   const std::function<void(int64_t, int64_t, int64_t, int64_t)>& done) {
   if (B.rows() == 0) throw std::invalid_argument("binary_matmul: the PreparedBinaryMatrix is empty");
   if (M < 0 || threads < 1)
     throw std::invalid_argument("binary_matmul: need M >= 0 and threads >= 1, got M=" + std::to_string(M) +
@@ -61,6 +66,7 @@ void binary_matmul(const PreparedBinaryMatrix& B, const float* x, int64_t M, flo
     if (job.tile_begin >= job.tile_end || job.m_begin >= job.m_end) return;
     job.scratch = thread_scratch(B);
     kernel(job);
+    if (done) done(job.m_begin, job.m_end, job.tile_begin * 16, std::min(B.rows(), job.tile_end * 16));
   };
   spin_pool_run(threads, run_part);
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/prepared_matrix.h"
@@ -17,5 +18,11 @@ namespace bmos::kernels {
 // isa picks the kernels (tests and benchmarks compare them); std::invalid_argument when this CPU lacks it.
 void binary_matmul(const PreparedBinaryMatrix& B, const float* x, int64_t M, float* y, int threads = 1,
                    CpuIsa isa = best_cpu_isa());
+
+// The same, and each thread then calls done(m0, m1, n0, n1) on the block of y it computed (tokens [m0, m1) x rows
+// [n0, n1)): an epilogue that runs on the thread whose cache holds that block, in parallel (binarymos_forward scales
+// its outputs there). The blocks of all calls tile y exactly once.
+void binary_matmul(const PreparedBinaryMatrix& B, const float* x, int64_t M, float* y, int threads, CpuIsa isa,
+                   const std::function<void(int64_t m0, int64_t m1, int64_t n0, int64_t n1)>& done);
 
 }  // namespace bmos::kernels

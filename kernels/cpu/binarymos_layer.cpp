@@ -25,12 +25,14 @@ BMOS_CLONES float dot(const float* a, const float* b, int64_t K) {
   return s;
 }
 
-// out (n) = g (E) @ experts (E, n), then times x (n) when x is given. The mixed scales of a token: E x (K + N) reads
-// per linear (LLaMA-2-7B: ~70 MB a token), ~13 % of a decoded token's linear time as baseline SSE2 code.
-BMOS_CLONES void mix(const float* g, int64_t E, const float* experts, int64_t n, const float* x, float* out) {
+// out (n) = g (E) @ experts (E, n) (rows `stride` apart), then times x (n) when x is given. The mixed scales of a
+// token: E x (K + N) reads per linear (LLaMA-2-7B: ~70 MB a token), ~13 % of a decoded token's linear time as
+// baseline SSE2 code on one thread.
+BMOS_CLONES void mix(const float* g, int64_t E, const float* experts, int64_t stride, int64_t n, const float* x,
+                     float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = g[0] * experts[i];
   for (int64_t e = 1; e < E; ++e)
-    for (int64_t i = 0; i < n; ++i) out[i] += g[e] * experts[e * n + i];
+    for (int64_t i = 0; i < n; ++i) out[i] += g[e] * experts[e * stride + i];
   if (x)
     for (int64_t i = 0; i < n; ++i) out[i] *= x[i];
 }
@@ -51,10 +53,9 @@ void binarymos_forward(const PreparedBinaryMatrix& B, int64_t E, const float* ro
   if (E < 1) throw std::invalid_argument("binarymos_forward: need E >= 1 experts, got " + std::to_string(E));
   if (M <= 0) return;
   const int64_t N = B.rows(), K = B.cols();
-  thread_local std::vector<float> g, xs, s_out;  // (M, E), (M, K), (M, N): reused across calls
+  thread_local std::vector<float> g, xs;  // (M, E), (M, K): reused across calls
   g.resize(M * E);
   xs.resize(M * K);
-  s_out.resize(M * N);
   for (int64_t m = 0; m < M; ++m) {
     const float* xm = x + m * K;
     float* gm = g.data() + m * E;
@@ -71,12 +72,18 @@ void binarymos_forward(const PreparedBinaryMatrix& B, int64_t E, const float* ro
       for (int64_t e = 0; e < E; ++e) z += (gm[e] = std::exp(gm[e] - mx));
       for (int64_t e = 0; e < E; ++e) gm[e] /= z;
     }
-    // xs = xm * (gm @ s_in_experts); s_out = gm @ s_out_experts.
-    mix(gm, E, s_in_experts, K, xm, xs.data() + m * K);
-    mix(gm, E, s_out_experts, N, nullptr, s_out.data() + m * N);
+    mix(gm, E, s_in_experts, K, K, xm, xs.data() + m * K);  // xs = xm * (gm @ s_in_experts)
   }
-  binary_matmul(B, xs.data(), M, y, threads, isa);
-  for (int64_t m = 0; m < M; ++m) scale_out(s_out.data() + m * N, bias, N, y + m * N);
+  // y = (xs B^T) * (g @ s_out_experts) + bias, the scaling of each block on the thread that computed it.
+  const float* gp = g.data();
+  binary_matmul(B, xs.data(), M, y, threads, isa, [=](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+    thread_local std::vector<float> s_out;  // (n1 - n0): this thread's
+    s_out.resize(n1 - n0);
+    for (int64_t m = m0; m < m1; ++m) {
+      mix(gp + m * E, E, s_out_experts + n0, N, n1 - n0, nullptr, s_out.data());
+      scale_out(s_out.data(), bias ? bias + n0 : nullptr, n1 - n0, y + m * N + n0);
+    }
+  });
 }
 
 }  // namespace bmos::kernels
