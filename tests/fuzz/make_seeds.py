@@ -185,6 +185,8 @@ cfg = json.loads(read("models/stories260K-hf/config.json"))
 put("packed_config", "stories260K_binarymos", json.dumps(dict(cfg, quantization=quant), indent=1))
 put("packed_config", "opt_sign", json.dumps(dict(json.loads(read("models/opt-125m/config.json")),
                                                  quantization=dict(quant, method="sign", experts=1)), indent=1))
+put("packed_config", "stories260K_format2", json.dumps(dict(cfg, quantization=dict(
+    quant, format_version=2, bit_order="tiles16x30_lsb_first_u32", embedding_bits=8)), indent=1))
 
 # ------------------------------------------------------------------------------------- bmos serve request bodies
 put("serve_request", "minimal", json.dumps({"prompt": "Once upon a time"}))
