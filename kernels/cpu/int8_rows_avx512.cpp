@@ -29,7 +29,14 @@ void rows_block(const int8_t* codes, const float* scale, int64_t K, const float*
     const float* xm = x + m * K;
     __m512 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    // While this block's R rows stream in, prefetch the next block's, one 64-byte line per 16 codes read: each row
+    // of a 4096-wide head is one 4 KiB page, where the hardware prefetcher starts over. Measured on the LLaMA-2-7B
+    // int8 head (bmos_bench BM_Decode, same-session A/B, 3 rounds each): head time / linear time 0.172-0.178 ->
+    // 0.155-0.161 on 1 thread, 0.157-0.163 -> 0.135-0.144 on 2.
+    const char* next = reinterpret_cast<const char*>(codes + (n0 + R) * K);
+    const int64_t next_bytes = m == 0 && n0 + 2 * R <= N ? R * K : 0;
     for (int64_t k = 0; k < full; k += 16) {
+      if (k * 4 < next_bytes) _mm_prefetch(next + k * 4, _MM_HINT_T0);
       const __m512 xv = _mm512_loadu_ps(xm + k);
       for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(xv, codes16(codes + (n0 + r) * K + k), acc[r]);
     }
