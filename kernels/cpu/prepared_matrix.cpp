@@ -47,7 +47,7 @@ PreparedBinaryMatrix PreparedBinaryMatrix::view(const packed::Word* tiles, int64
   m.N_ = N, m.K_ = K;
   if (reinterpret_cast<std::uintptr_t>(tiles) % AlignedBuffer<packed::Word>::kAlignment == 0) {
     m.view_ = tiles;
-    m.owner_ = owner ? std::move(owner) : std::make_shared<int>(0);  // a view, even of memory kept alive elsewhere
+    m.owner_ = std::move(owner);
   } else {
     m.data_.resize(static_cast<std::size_t>(packed::tiled_words(N, K)));
     std::memcpy(m.data_.data(), tiles, static_cast<std::size_t>(m.bytes()));

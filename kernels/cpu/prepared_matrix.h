@@ -38,7 +38,7 @@ class PreparedBinaryMatrix {
   int64_t tile_stride() const { return words_per_row() * kTileRows; }
   int64_t bytes() const { return tiles() * tile_stride() * static_cast<int64_t>(sizeof(packed::Word)); }
   // Whether the words are a view of memory this object does not own (a mapped file).
-  bool is_view() const { return owner_ != nullptr; }
+  bool is_view() const { return view_ != nullptr; }
 
   // Writes the canonical layout back (packed::packed_words(N, K) words, padding bits zero).
   void to_canonical(packed::Word* out) const;
@@ -46,12 +46,12 @@ class PreparedBinaryMatrix {
   void to_tiles(packed::Word* out) const;
 
  private:
-  const packed::Word* words() const { return owner_ ? view_ : data_.data(); }
+  const packed::Word* words() const { return view_ ? view_ : data_.data(); }
 
   int64_t N_ = 0, K_ = 0;
   AlignedBuffer<packed::Word> data_;    // owned words (empty for a view)
-  const packed::Word* view_ = nullptr;  // a view's words
-  std::shared_ptr<const void> owner_;   // keeps a view's words alive; null when owned
+  const packed::Word* view_ = nullptr;  // a view's words; null when owned
+  std::shared_ptr<const void> owner_;   // keeps a view's words alive (may be null: kept alive elsewhere)
 };
 
 }  // namespace bmos::kernels

@@ -87,105 +87,99 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   if (m == MAP_FAILED) fail(path, std::string("mmap failed: ") + std::strerror(errno));
   map_ = static_cast<const unsigned char*>(m);
   map_size_ = file_size;
+  // Unmapped with the last owner: this object (also when a check below throws) or a Mapped::keep.
+  mapping_ = std::shared_ptr<const void>(m, [file_size](const void* p) { ::munmap(const_cast<void*>(p), file_size); });
 
+  // -------------------------------------------------------------------- header length and JSON, before any data
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, map_, 8);
+  if (header_len > file_size - 8)
+    fail(path, "header length " + std::to_string(header_len) + " runs past the end of the file (" +
+                   std::to_string(file_size) + " bytes): truncated or not a safetensors file");
+  if (header_len > kMaxHeaderBytes)
+    fail(path, "header length " + std::to_string(header_len) + " exceeds the 100 MiB limit: corrupt length field");
+  if (header_len < 2 || map_[8] != '{')
+    fail(path, "the header does not start with a JSON object: not a safetensors file");
+  data_start_ = 8 + header_len;
+  const uint64_t data_size = file_size - data_start_;
+
+  nlohmann::json header;
   try {
-    // -------------------------------------------------------------------- header length and JSON, before any data
-    uint64_t header_len = 0;
-    std::memcpy(&header_len, map_, 8);
-    if (header_len > file_size - 8)
-      fail(path, "header length " + std::to_string(header_len) + " runs past the end of the file (" +
-                     std::to_string(file_size) + " bytes): truncated or not a safetensors file");
-    if (header_len > kMaxHeaderBytes)
-      fail(path, "header length " + std::to_string(header_len) + " exceeds the 100 MiB limit: corrupt length field");
-    if (header_len < 2 || map_[8] != '{')
-      fail(path, "the header does not start with a JSON object: not a safetensors file");
-    data_start_ = 8 + header_len;
-    const uint64_t data_size = file_size - data_start_;
-
-    nlohmann::json header;
-    try {
-      header = nlohmann::json::parse(map_ + 8, map_ + data_start_);
-    } catch (const nlohmann::json::exception& e) {
-      fail(path, std::string("header is not valid JSON: ") + e.what());
-    }
-    if (!header.is_object()) fail(path, "header is not a JSON object");
-
-    // ---------------------------------------------------------------------------------- every entry, field by field
-    for (auto it = header.begin(); it != header.end(); ++it) {
-      const std::string& name = it.key();
-      const nlohmann::json& v = it.value();
-      if (name == "__metadata__") {
-        if (!v.is_object()) fail(path, "__metadata__ must be an object of strings, got " + v.dump());
-        for (auto m = v.begin(); m != v.end(); ++m) {
-          if (!m.value().is_string())
-            fail(path, "__metadata__['" + m.key() + "'] must be a string, got " + m.value().dump());
-          metadata_[m.key()] = m.value().get<std::string>();
-        }
-        continue;
-      }
-      if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
-        fail_tensor(path, name, "entry must be an object with dtype, shape and data_offsets, got " + v.dump());
-      SafetensorsInfo info;
-      info.name = name;
-      if (!v["dtype"].is_string()) fail_tensor(path, name, "dtype must be a string, got " + v["dtype"].dump());
-      info.dtype = v["dtype"].get<std::string>();
-      const DtypeSpec* spec = find_dtype(info.dtype);
-      if (!spec) fail_tensor(path, name, "unsupported dtype '" + info.dtype + "' (supported: " + supported_dtypes() + ")");
-      if (!v["shape"].is_array()) fail_tensor(path, name, "shape must be an array, got " + v["shape"].dump());
-      uint64_t numel = 1;
-      for (const auto& d : v["shape"]) {
-        const uint64_t n = header_uint(d, path, name, "shape");
-        if (n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
-            (n != 0 && numel > std::numeric_limits<uint64_t>::max() / spec->itemsize / n))
-          fail_tensor(path, name, "shape " + v["shape"].dump() + " overflows");
-        numel *= n;
-        info.shape.push_back(static_cast<int64_t>(n));
-      }
-      const auto& off = v["data_offsets"];
-      if (!off.is_array() || off.size() != 2)
-        fail_tensor(path, name, "data_offsets must be [begin, end], got " + off.dump());
-      info.begin = header_uint(off[0], path, name, "data_offsets");
-      info.end = header_uint(off[1], path, name, "data_offsets");
-      if (info.end < info.begin)
-        fail_tensor(path, name, "data_offsets " + off.dump() + " end before they begin");
-      const uint64_t bytes = numel * spec->itemsize;
-      if (info.end - info.begin != bytes)
-        fail_tensor(path, name,
-                    "shape " + v["shape"].dump() + " x " + std::to_string(spec->itemsize) + " bytes (" + info.dtype +
-                        ") = " + std::to_string(bytes) + " bytes, but data_offsets " + off.dump() + " span " +
-                        std::to_string(info.end - info.begin));
-      if (info.end > data_size)
-        fail_tensor(path, name,
-                    "data_offsets " + off.dump() + " run past the end of the data (" + std::to_string(data_size) +
-                        " bytes after the header): the file is truncated or the header is wrong");
-      tensors_.push_back(std::move(info));
-    }
-
-    // ------------------------------------------------------------------------------------------ no two overlapping
-    std::sort(tensors_.begin(), tensors_.end(), [](const SafetensorsInfo& a, const SafetensorsInfo& b) {
-      return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-    });
-    uint64_t covered_end = 0;
-    const SafetensorsInfo* covering = nullptr;
-    for (const auto& t : tensors_) {
-      if (t.begin < t.end && t.begin < covered_end)
-        fail_tensor(path, t.name,
-                    "bytes [" + std::to_string(t.begin) + ", " + std::to_string(t.end) + ") overlap tensor '" +
-                        covering->name + "' [" + std::to_string(covering->begin) + ", " +
-                        std::to_string(covering->end) + ")");
-      if (t.end > covered_end) {
-        covered_end = t.end;
-        covering = &t;
-      }
-    }
-    for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
-  } catch (...) {
-    ::munmap(const_cast<unsigned char*>(map_), map_size_);
-    map_ = nullptr;
-    throw;
+    header = nlohmann::json::parse(map_ + 8, map_ + data_start_);
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, std::string("header is not valid JSON: ") + e.what());
   }
-  const size_t size = map_size_;
-  mapping_ = std::shared_ptr<const void>(map_, [size](const void* p) { ::munmap(const_cast<void*>(p), size); });
+  if (!header.is_object()) fail(path, "header is not a JSON object");
+
+  // ---------------------------------------------------------------------------------- every entry, field by field
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const std::string& name = it.key();
+    const nlohmann::json& v = it.value();
+    if (name == "__metadata__") {
+      if (!v.is_object()) fail(path, "__metadata__ must be an object of strings, got " + v.dump());
+      for (auto m = v.begin(); m != v.end(); ++m) {
+        if (!m.value().is_string())
+          fail(path, "__metadata__['" + m.key() + "'] must be a string, got " + m.value().dump());
+        metadata_[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
+      fail_tensor(path, name, "entry must be an object with dtype, shape and data_offsets, got " + v.dump());
+    SafetensorsInfo info;
+    info.name = name;
+    if (!v["dtype"].is_string()) fail_tensor(path, name, "dtype must be a string, got " + v["dtype"].dump());
+    info.dtype = v["dtype"].get<std::string>();
+    const DtypeSpec* spec = find_dtype(info.dtype);
+    if (!spec) fail_tensor(path, name, "unsupported dtype '" + info.dtype + "' (supported: " + supported_dtypes() + ")");
+    if (!v["shape"].is_array()) fail_tensor(path, name, "shape must be an array, got " + v["shape"].dump());
+    uint64_t numel = 1;
+    for (const auto& d : v["shape"]) {
+      const uint64_t n = header_uint(d, path, name, "shape");
+      if (n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+          (n != 0 && numel > std::numeric_limits<uint64_t>::max() / spec->itemsize / n))
+        fail_tensor(path, name, "shape " + v["shape"].dump() + " overflows");
+      numel *= n;
+      info.shape.push_back(static_cast<int64_t>(n));
+    }
+    const auto& off = v["data_offsets"];
+    if (!off.is_array() || off.size() != 2)
+      fail_tensor(path, name, "data_offsets must be [begin, end], got " + off.dump());
+    info.begin = header_uint(off[0], path, name, "data_offsets");
+    info.end = header_uint(off[1], path, name, "data_offsets");
+    if (info.end < info.begin)
+      fail_tensor(path, name, "data_offsets " + off.dump() + " end before they begin");
+    const uint64_t bytes = numel * spec->itemsize;
+    if (info.end - info.begin != bytes)
+      fail_tensor(path, name,
+                  "shape " + v["shape"].dump() + " x " + std::to_string(spec->itemsize) + " bytes (" + info.dtype +
+                      ") = " + std::to_string(bytes) + " bytes, but data_offsets " + off.dump() + " span " +
+                      std::to_string(info.end - info.begin));
+    if (info.end > data_size)
+      fail_tensor(path, name,
+                  "data_offsets " + off.dump() + " run past the end of the data (" + std::to_string(data_size) +
+                      " bytes after the header): the file is truncated or the header is wrong");
+    tensors_.push_back(std::move(info));
+  }
+
+  // ------------------------------------------------------------------------------------------ no two overlapping
+  std::sort(tensors_.begin(), tensors_.end(), [](const SafetensorsInfo& a, const SafetensorsInfo& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  uint64_t covered_end = 0;
+  const SafetensorsInfo* covering = nullptr;
+  for (const auto& t : tensors_) {
+    if (t.begin < t.end && t.begin < covered_end)
+      fail_tensor(path, t.name,
+                  "bytes [" + std::to_string(t.begin) + ", " + std::to_string(t.end) + ") overlap tensor '" +
+                      covering->name + "' [" + std::to_string(covering->begin) + ", " +
+                      std::to_string(covering->end) + ")");
+    if (t.end > covered_end) {
+      covered_end = t.end;
+      covering = &t;
+    }
+  }
+  for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
 }
 
 SafetensorsFile::~SafetensorsFile() = default;  // the mapping goes with the last of mapping_'s owners
