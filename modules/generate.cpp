@@ -32,7 +32,8 @@ std::vector<std::vector<int32_t>> decode(Llama& model, const std::vector<std::ve
   KVCache cache = model->new_cache(B, steps);
   const torch::Device device = model->parameters().front().device();
   // Prefill the prompts, then one position at a time.
-  torch::Tensor logits = model->forward_cached(torch::tensor(ids, torch::kLong).view({B, prefix}).to(device), cache);
+  torch::Tensor logits =
+      model->forward_cached(torch::tensor(ids, torch::kLong).view({B, prefix}).to(device), cache, /*last_only=*/true);
   torch::Tensor next = torch::empty({B, 1}, torch::kLong);
   std::vector<bool> alive(B, true);
   // llama2.c: the model runs at positions 0..steps-1 and each run yields the next token, so `steps` tokens follow

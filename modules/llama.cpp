@@ -241,7 +241,7 @@ KVCache LlamaImpl::new_cache(int64_t batch, int64_t max_len) const {
   return c;
 }
 
-torch::Tensor LlamaImpl::forward_cached(const torch::Tensor& tokens, KVCache& cache) {
+torch::Tensor LlamaImpl::forward_cached(const torch::Tensor& tokens, KVCache& cache, bool last_only) {
   const int64_t T = tokens.size(1), start = cache.len;
   TORCH_CHECK(!cache.k.empty() && start + T <= cache.k[0].size(2), "KV cache too short for position ", start + T);
   if (T == 1 && tokens.size(0) == 1 && fast_decode_blocker(*this, cache).empty())
@@ -256,7 +256,7 @@ torch::Tensor LlamaImpl::forward_cached(const torch::Tensor& tokens, KVCache& ca
   torch::Tensor h = embed(tokens, start);
   for (size_t i = 0; i < layers->size(); ++i) h = block(i)->forward(h, cos, sin, &cache, int(i));
   cache.len += T;
-  return vocab_logits(head_input(h));
+  return vocab_logits(head_input(last_only ? h.narrow(1, T - 1, 1) : h));
 }
 
 torch::Tensor LlamaImpl::logits(const torch::Tensor& tokens) {

@@ -57,6 +57,13 @@ TEST(Llama, CachedDecodingMatchesFullForward) {
   for (int t = 4; t < 10; ++t) parts.push_back(m->forward_cached(tokens.narrow(1, t, 1), cache));
   const auto inc = torch::cat(parts, 1);
   EXPECT_LT((full - inc).abs().max().item<float>(), 1e-5);
+  // last_only (what generation asks of a prompt): the last position's logits, and the same cache.
+  KVCache last_cache = m->new_cache(2, 16);
+  const auto last = m->forward_cached(tokens.narrow(1, 0, 4), last_cache, /*last_only=*/true);
+  ASSERT_EQ(last.sizes(), (std::vector<int64_t>{2, 1, m->config.vocab_size}));
+  EXPECT_LT((last - a.narrow(1, 3, 1)).abs().max().item<float>(), 1e-6);
+  const auto next = m->forward_cached(tokens.narrow(1, 4, 1), last_cache);
+  EXPECT_LT((next - parts[1]).abs().max().item<float>(), 1e-6);
 }
 
 TEST(Llama, CausalityFutureTokensDoNotChangePast) {

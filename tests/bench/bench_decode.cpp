@@ -14,7 +14,8 @@
 //                   load (a format_version 2 folder is mapped: its weights page in as they are first used), then
 //                   first_token_s and rss1_GB after one token has touched every weight (the page-in: from the page
 //                   cache when the file was read recently, else from disk).
-//   BM_Prefill/T    128-token prompts through forward_cached: tok/s.
+//   BM_Prefill/threads:T/last_only:L  128-token prompts through forward_cached (L = 1: the logits of the last
+//                   position only, as generation asks): tok/s.
 #include <unistd.h>
 
 #include <immintrin.h>
@@ -245,7 +246,7 @@ void BM_Prefill(benchmark::State& state) {
   int64_t tokens = 0;
   for (auto _ : state) {
     KVCache cache = m.model->new_cache(1, T);
-    m.model->forward_cached(ids, cache);
+    m.model->forward_cached(ids, cache, /*last_only=*/state.range(1) != 0);
     tokens += T;
   }
   state.counters["tok/s"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsRate);
@@ -253,7 +254,7 @@ void BM_Prefill(benchmark::State& state) {
 
 BENCHMARK(BM_DramRead)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 BENCHMARK(BM_Decode)->ArgNames({"threads", "raw"})->Args({1, 1})->Args({2, 1})->Args({1, 0})->Args({2, 0})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
-BENCHMARK(BM_Prefill)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+BENCHMARK(BM_Prefill)->ArgNames({"threads", "last_only"})->Args({1, 1})->Args({2, 1})->Args({2, 0})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
 
 }  // namespace
 }  // namespace bmos
