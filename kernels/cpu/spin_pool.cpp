@@ -7,6 +7,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <pthread.h>
 #include <thread>
 #include <vector>
 
@@ -22,6 +23,9 @@ namespace bmos::kernels {
 namespace {
 
 thread_local bool t_in_part = false;  // inside a part: nested calls run inline
+// Set in the child of a fork() after the pool started: the child has none of the workers (fork copies only the
+// calling thread), and a job would wait for them forever; there every call runs its parts inline.
+std::atomic<bool> g_forked{false};
 
 // One step of a spin-wait: a pause, and every 64th a yield, so a waiter that shares its core with the thread it waits
 // for (more threads than free cores: another process, or parts > cores) hands the core over instead of burning its
@@ -36,6 +40,7 @@ class SpinPool {
   SpinPool() {
     const char* env = std::getenv("BMOS_SPIN_US");
     spin_ = std::chrono::microseconds(env ? std::atoll(env) : 2000);
+    pthread_atfork(nullptr, nullptr, [] { g_forked.store(true, std::memory_order_relaxed); });
   }
   ~SpinPool() {
     {
@@ -127,6 +132,10 @@ void spin_pool_run(int parts, const std::function<void(int, int)>& fn) {
     return;
   }
   static SpinPool pool;  // lives for the process; joined at exit
+  if (g_forked.load(std::memory_order_relaxed)) {
+    for (int p = 0; p < parts; ++p) fn(p, parts);
+    return;
+  }
   pool.run(parts, fn);
 }
 

@@ -7,7 +7,8 @@
 //
 // run(parts, fn) calls fn(part, parts) for every part in [0, parts): part 0 on the calling thread, the others on
 // workers (created on first use, kept for the process), and returns when all are done; the first exception a part
-// throws is rethrown. One job at a time: concurrent callers take turns; a call from inside a part runs inline.
+// throws is rethrown. One job at a time: concurrent callers take turns; a call from inside a part runs inline, and so
+// does every call in the child of a fork() made after the pool started (the child has no workers).
 #pragma once
 
 #include <functional>
