@@ -29,7 +29,7 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 # Our packages as trixie names them (scripts/setup.sh's list, less the quickstart's text).
 PKGS=(cmake ninja-build g++ libtorch-dev libyaml-cpp-dev libhdf5-dev libgflags-dev libgoogle-glog-dev libgtest-dev
       libgmock-dev libbenchmark-dev libsentencepiece-dev nlohmann-json3-dev libopenblas0-pthread libbz2-dev bzip2 zlib1g-dev
-      libtcmalloc-minimal4t64 libgloo-dev pkgconf ca-certificates)
+      libtcmalloc-minimal4t64 libgloo-dev libcpp-httplib-dev curl pkgconf ca-certificates)
 
 start=$(date +%s)
 if [ ! -x "$CHROOT/usr/bin/apt-get" ]; then
