@@ -127,15 +127,12 @@ class SpinPool {
 }  // namespace
 
 void spin_pool_run(int parts, const std::function<void(int, int)>& fn) {
-  if (parts <= 1 || t_in_part) {
+  // (g_forked is set only by the fork handler the pool's constructor registers, so it is false until a pool exists.)
+  if (parts <= 1 || t_in_part || g_forked.load(std::memory_order_relaxed)) {
     for (int p = 0; p < parts; ++p) fn(p, parts);
     return;
   }
   static SpinPool pool;  // lives for the process; joined at exit
-  if (g_forked.load(std::memory_order_relaxed)) {
-    for (int p = 0; p < parts; ++p) fn(p, parts);
-    return;
-  }
   pool.run(parts, fn);
 }
 
