@@ -75,6 +75,12 @@ TEST(Cli, ExportRefusesFlagsItsPathWouldIgnore) {
              "--from-teacher always streams");
 }
 
+TEST(Cli, PrefillTablesFlagIsCheckedByName) {
+  EXPECT_HAS(bmos("generate --model x --prefill_tables int4").output, "--prefill_tables 'int4': must be fp32 or int8");
+  EXPECT_HAS(bmos("serve --model x --port 0 --prefill_tables int4").output,
+             "--prefill_tables 'int4': must be fp32 or int8");
+}
+
 TEST(Cli, ARunFolderWithoutACheckpointIsNamed) {
   const std::string dir = test::temp_dir("cli_run_folder");
   std::filesystem::create_directories(dir + "/run/checkpoints");

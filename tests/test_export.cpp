@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "kernels/cpu/binary_matmul.h"
 #include "kernels/packed_format.h"
 #include "modules/binarymos_linear.h"
 #include "modules/generate.h"
@@ -387,6 +388,56 @@ TEST(Export, MapsFormat2InPlaceAndStillReadsFormat1) {
   const torch::Tensor want = v1.model->forward(tokens).logits, got = v2.model->forward(tokens).logits;
   EXPECT_TRUE(got.equal(want)) << "mapped format 2 and repacked format 1 logits differ: max rel "
                                << max_rel(got, want);
+}
+
+// --prefill_tables int8 (LoadOptions::prefill_tables): the packed linears' products of 2 or more tokens round their
+// tables to int8. Logits move a little, one token at a time (decode) does not move at all, and the option is refused
+// for a model that has no packed linears.
+TEST(Export, Int8PrefillTablesAreOptInCloseAndDecodeStaysExact) {
+  if (!kernels::cpu_supports_int8_lut()) GTEST_SKIP() << "SKIPPED: this CPU has no AVX-512 VBMI + VNNI";
+  torch::NoGradGuard no_grad;
+  const LlamaConfig c = odd_config(false);
+  Llama train = random_student(c, QuantSpec{}, true, 23);
+  ExportOptions o;
+  o.sample_sequences = 0;
+  const std::string dir = test::temp_dir("export_int8_tables") + "/out";
+  export_packed(train, dir, o);
+  LoadOptions int8;
+  int8.prefill_tables = kernels::LutPrecision::kInt8;
+  Llama exact = load_model(dir).model, rounded = load_model(dir, int8).model;
+  int64_t packed_layers = 0;
+  for (const auto& name : rounded->linear_names()) {
+    auto l = std::dynamic_pointer_cast<PackedBinaryMoSLinearImpl>(rounded->get_linear(name));
+    ASSERT_TRUE(l) << name;
+    EXPECT_EQ(l->prefill_tables(), kernels::LutPrecision::kInt8) << name;
+    ++packed_layers;
+  }
+  EXPECT_EQ(packed_layers, c.n_layers * 7);
+
+  const torch::Tensor tokens = sample_tokens(c, 2, 12, 7);
+  const torch::Tensor want = exact->forward(tokens).logits, got = rounded->forward(tokens).logits;
+  const double rel = ((got - want).norm() / want.norm()).item<double>();
+  std::printf("int8 tables, odd 2-layer model: relative logit difference %.4f\n", rel);
+  EXPECT_GT(rel, 1e-5) << "the int8 tables were not used";
+  EXPECT_LT(rel, 0.05);
+  // Decode: one token per product is always the exact kernel.
+  KVCache ce = exact->new_cache(1, 4), cr = rounded->new_cache(1, 4);
+  for (int64_t i = 0; i < 4; ++i) {
+    const torch::Tensor t = tokens.slice(0, 0, 1).slice(1, i, i + 1);
+    EXPECT_TRUE(rounded->forward_cached(t, cr).equal(exact->forward_cached(t, ce))) << "position " << i;
+  }
+}
+
+TEST(Export, Int8PrefillTablesRefusedForAModelWithoutPackedLinears) {
+  BMOS_REQUIRE_DATA(model_path, "models/stories260K/stories260K.bin");
+  LoadOptions int8;
+  int8.prefill_tables = kernels::LutPrecision::kInt8;
+  try {
+    load_model(model_path, int8);
+    ADD_FAILURE() << "a llama2c model loaded with int8 prefill tables";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("apply to an exported packed model"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Export, ReadersRefuseUnknownFormatVersionAndBitOrder) {

@@ -49,7 +49,7 @@ BMOS_CLONES void scale_out(const float* s, const float* bias, int64_t n, float* 
 
 void binarymos_forward(const PreparedBinaryMatrix& B, int64_t E, const float* router, const float* s_in_experts,
                        const float* s_out_experts, const float* bias, const float* x, int64_t M, float* y,
-                       int threads, CpuIsa isa) {
+                       int threads, CpuIsa isa, LutPrecision lut) {
   if (E < 1) throw std::invalid_argument("binarymos_forward: need E >= 1 experts, got " + std::to_string(E));
   if (M <= 0) return;
   const int64_t N = B.rows(), K = B.cols();
@@ -83,7 +83,7 @@ void binarymos_forward(const PreparedBinaryMatrix& B, int64_t E, const float* ro
       mix(gp + m * E, E, s_out_experts + n0, N, n1 - n0, nullptr, s_out.data());
       scale_out(s_out.data(), bias ? bias + n0 : nullptr, n1 - n0, y + m * N + n0);
     }
-  });
+  }, lut);
 }
 
 }  // namespace bmos::kernels

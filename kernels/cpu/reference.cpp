@@ -1,6 +1,8 @@
 #include "kernels/cpu/reference.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <vector>
 
 namespace bmos::kernels {
@@ -11,6 +13,44 @@ void binary_matmul_ref(const packed::Word* bits, int64_t N, int64_t K, const flo
       double acc = 0.0;
       for (int64_t k = 0; k < K; ++k) acc += packed::weight_at(bits, n, k, K) * static_cast<double>(x[m * K + k]);
       y[m * N + n] = static_cast<float>(acc);
+    }
+  }
+}
+
+void binary_matmul_int8_ref(const packed::Word* bits, int64_t N, int64_t K, const float* x, int64_t M, float* y) {
+  const int64_t words = (K + 29) / 30, groups = words * 8;
+  // Group g: columns [first, first + count) of the row, clipped to K.
+  auto first = [](int64_t g) { return g / 8 * 30 + g % 8 * 4; };
+  auto count = [K, &first](int64_t g) { return std::max<int64_t>(0, std::min<int64_t>(g % 8 == 7 ? 2 : 4, K - first(g))); };
+  std::vector<float> e(static_cast<std::size_t>(groups) * 16);
+  std::vector<int32_t> q(e.size());
+  for (int64_t m = 0; m < M; ++m) {
+    const float* xm = x + m * K;
+    float amax = 0.0f;
+    for (int64_t g = 0; g < groups; ++g) {
+      for (int i = 0; i < 16; ++i) {
+        float v = 0.0f;
+        for (int b = 0; b < 4; ++b) {
+          const float xb = b < count(g) ? xm[first(g) + b] : 0.0f;
+          const float term = (i >> b) & 1 ? xb : -xb;
+          v = b == 0 ? term : v + term;
+        }
+        e[g * 16 + i] = v;
+        amax = std::max(amax, std::fabs(v));
+      }
+    }
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const float scale = amax / 127.0f;
+    for (std::size_t j = 0; j < e.size(); ++j) q[j] = static_cast<int32_t>(std::nearbyint(e[j] * inv));
+    for (int64_t n = 0; n < N; ++n) {
+      int32_t acc = 0;
+      for (int64_t g = 0; g < groups; ++g) {
+        int i = 0;
+        for (int b = 0; b < count(g); ++b)
+          if (packed::weight_at(bits, n, first(g) + b, K) > 0.0f) i |= 1 << b;
+        acc += q[g * 16 + i];
+      }
+      y[m * N + n] = static_cast<float>(acc) * scale;
     }
   }
 }

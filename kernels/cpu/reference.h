@@ -11,6 +11,17 @@ namespace bmos::kernels {
 // y (M, N) = x (M, K) @ B^T, where B (N, K) is the +-1 matrix stored in `bits` (packed_format.h layout).
 void binary_matmul_ref(const packed::Word* bits, int64_t N, int64_t K, const float* x, int64_t M, float* y);
 
+// The int8-table product (LutPrecision::kInt8 of binary_matmul.h), exactly. Each 30-column word of a row splits
+// into 8 groups: 7 of 4 columns (offsets 0, 4, .., 24) and one of 2 (offsets 28, 29); columns past K count as 0.
+// For each token, group g gets the 16-entry table of its signed sums
+//     e[g][i] = sum_{b<4} (bit b of i ? +x[c_g + b] : -x[c_g + b])      fp32, added in the order b = 0..3
+// (x = 0 past the group's columns), each entry is rounded to q = round_half_even(e * 127 / amax), amax = max |e|
+// over the token's tables, and
+//     y[n] = float(sum_g q[g][weight bits of row n in group g]) * (amax / 127)
+// Integer sums, so the fast kernel matches it bitwise. |y - exact| <= (amax / 254) * (number of groups) plus fp32
+// rounding.
+void binary_matmul_int8_ref(const packed::Word* bits, int64_t N, int64_t K, const float* x, int64_t M, float* y);
+
 // The whole BinaryMoS layer for M tokens:
 //   g     = softmax(x @ router^T)            router (E, K)      g (M, E)
 //   s_in  = g @ s_in_experts                 s_in_experts (E, K)

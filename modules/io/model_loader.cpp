@@ -8,6 +8,7 @@
 #include "modules/io/hf_llama.h"
 #include "modules/io/model_files.h"
 #include "modules/io/model_format.h"
+#include "modules/packed/packed_binarymos_linear.h"
 #include "modules/packed/packed_model.h"
 
 namespace bmos {
@@ -80,6 +81,15 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   }
   if (out.format == "llama2c" || out.format == "checkpoint") out.model->to(options.device, options.dtype);
   if (out.format == "packed") out.model->to(options.device);  // its dtypes are the file's
+  if (options.prefill_tables != kernels::LutPrecision::kFp32) {
+    if (out.format != "packed" || !options.device.is_cpu())
+      throw std::invalid_argument(std::string("prefill tables ") + kernels::lut_precision_name(options.prefill_tables) +
+                                  " apply to an exported packed model on the CPU; " + path + " is a " + out.format +
+                                  " model on " + options.device.str());
+    for (const auto& m : out.model->modules())
+      if (auto packed = std::dynamic_pointer_cast<PackedBinaryMoSLinearImpl>(m))
+        packed->set_prefill_tables(options.prefill_tables);
+  }
   out.model->eval();
   out.tokenizer = find_tokenizer_near(path);
   out.path = path;

@@ -6,6 +6,7 @@
 
 #include <torch/types.h>
 
+#include "kernels/cpu/binary_matmul.h"
 #include "modules/llama.h"
 
 namespace bmos {
@@ -22,6 +23,9 @@ struct LoadedModel {
 struct LoadOptions {
   torch::Dtype dtype = torch::kFloat32;  // parameters' dtype (a bf16 teacher: torch::kBFloat16)
   torch::Device device = torch::kCPU;    // where the parameters live
+  // The packed linears' CPU products of 2 or more tokens (PackedBinaryMoSLinearImpl::set_prefill_tables): kInt8 only
+  // for an exported packed model on the CPU of a machine with AVX-512 VBMI + VNNI (std::invalid_argument otherwise).
+  kernels::LutPrecision prefill_tables = kernels::LutPrecision::kFp32;
 };
 
 // A Hugging Face folder streams tensor by tensor into an uninitialised model of `dtype` on `device` (peak memory: the

@@ -150,7 +150,14 @@ void PackedBinaryMoSLinearImpl::forward_raw(const float* x, int64_t M, float* y)
   const int threads = M * out * in >= kTwoThreadMinWork ? std::clamp(at::get_num_threads(), 1, 2) : 1;
   kernels::binarymos_forward(prepared_, experts(), router.defined() ? router.data_ptr<float>() : nullptr,
                              s_in.data_ptr<float>(), s_out.data_ptr<float>(),
-                             bias.defined() ? bias.data_ptr<float>() : nullptr, x, M, y, threads);
+                             bias.defined() ? bias.data_ptr<float>() : nullptr, x, M, y, threads,
+                             kernels::best_cpu_isa(), prefill_tables_);
+}
+
+void PackedBinaryMoSLinearImpl::set_prefill_tables(kernels::LutPrecision p) {
+  if (p == kernels::LutPrecision::kInt8 && !kernels::cpu_supports_int8_lut())
+    throw std::invalid_argument("int8 prefill tables need a CPU with AVX-512 VBMI and VNNI; this one lacks them");
+  prefill_tables_ = p;
 }
 
 }  // namespace bmos

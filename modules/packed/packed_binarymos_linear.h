@@ -23,6 +23,7 @@
 
 #include <torch/torch.h>
 
+#include "kernels/cpu/binary_matmul.h"
 #include "kernels/cpu/prepared_matrix.h"
 #include "modules/linear_like.h"
 #include "modules/packed/packed_cuda.h"
@@ -69,6 +70,11 @@ class PackedBinaryMoSLinearImpl : public LinearLike {
   int64_t prepared_bytes() const { return prepared_.bytes(); }
   // Whether the bits are used in place from a mapped file rather than held in memory of their own.
   bool bits_mapped() const { return prepared_.is_view(); }
+  // The CPU products of 2 or more tokens (prefill, eval) with exact fp32 tables (the default) or tables rounded to
+  // int8 (kernels/cpu/binary_matmul.h: 2-2.5x faster, a rounding error of about 1 % of the output); one token
+  // (decode) is always exact. kInt8 needs kernels::cpu_supports_int8_lut(): std::invalid_argument otherwise.
+  void set_prefill_tables(kernels::LutPrecision p);
+  kernels::LutPrecision prefill_tables() const { return prefill_tables_; }
 
   // Buffers, fp32: router (E, in) or undefined; s_in (E, in) (ones (1, in) for a sign layer); s_out (E, out);
   // bias (out) or undefined.
@@ -77,6 +83,7 @@ class PackedBinaryMoSLinearImpl : public LinearLike {
  private:
   kernels::PreparedBinaryMatrix prepared_;
   bool sign_ = false;
+  kernels::LutPrecision prefill_tables_ = kernels::LutPrecision::kFp32;
   PackedCudaCache cuda_;  // device copies of the bits and scales, made on the first CUDA call
 };
 TORCH_MODULE(PackedBinaryMoSLinear);

@@ -15,7 +15,9 @@
 //                   they are first used), then first_token_s and rss1_GB after one token has touched every weight
 //                   (the page-in: from the page cache when the file was read recently, else from disk).
 //   BM_Prefill/threads:T/last_only:L  128-token prompts through forward_cached (L = 1: the logits of the last
-//                   position only, as generation asks): tok/s.
+//                   position only, as generation asks): tok/s. BM_PrefillInt8 the same with the packed linears'
+//                   int8 tables (--prefill_tables int8), printed with its ratio to the BM_Prefill row, and what they
+//                   change: logit_rel_err (relative rms difference of all 128 positions' logits) and top1_agree.
 #include <unistd.h>
 
 #include <immintrin.h>
@@ -37,6 +39,7 @@
 #include "modules/packed/int8_rows_linear.h"
 #include "modules/packed/packed_binarymos_linear.h"
 #include "modules/threads.h"
+#include "tests/bench/bench_ratio.h"
 
 namespace bmos {
 namespace {
@@ -82,6 +85,7 @@ struct Loaded {
   double weight_bytes = 0;     // read once per token, whatever the position
   double kv_bytes_per_pos = 0;  // K and V of one position, all layers (fp32)
   double linear_s = 0, head_s = 0;
+  std::vector<std::shared_ptr<PackedBinaryMoSLinearImpl>> packed;  // the model's, inside their TimedLinear
   std::string error;
 };
 
@@ -111,6 +115,7 @@ Loaded& loaded() {
     for (const auto& name : model->linear_names()) {
       auto l = model->get_linear(name);
       if (auto p = std::dynamic_pointer_cast<PackedBinaryMoSLinearImpl>(l)) {
+        out.packed.push_back(p);
         out.weight_bytes += double(p->prepared_bytes() + tensor_bytes(p->router) + tensor_bytes(p->s_in) +
                                    tensor_bytes(p->s_out) + tensor_bytes(p->bias));
       } else {
@@ -239,13 +244,32 @@ void BM_Decode(benchmark::State& state) {
   m.model->set_run_options(run);
 }
 
-void BM_Prefill(benchmark::State& state) {
+void set_tables(Loaded& m, kernels::LutPrecision tables) {
+  for (const auto& p : m.packed) p->set_prefill_tables(tables);
+}
+
+void prefill(benchmark::State& state, bool int8) {
   Loaded& m = loaded();
   if (!m.error.empty()) return state.SkipWithError(m.error.c_str());
   set_compute_threads(static_cast<int>(state.range(0)));
+  if (int8 && !kernels::cpu_supports_int8_lut()) return state.SkipWithError("SKIPPED: this CPU has no AVX-512 VBMI + VNNI");
   torch::NoGradGuard no_grad;
   const int64_t T = 128;
   const torch::Tensor ids = torch::randint(3, m.model->config.vocab_size, {1, T}, torch::kLong);
+  auto logits = [&] {  // (T, V): every position's
+    KVCache cache = m.model->new_cache(1, T);
+    return m.model->forward_cached(ids, cache, /*last_only=*/false).reshape({T, -1});
+  };
+  if (int8) {
+    // What the rounding changes, on this model and these random tokens (untimed): the relative rms difference of
+    // all positions' logits to the exact tables', and how often the top-1 token agrees.
+    set_tables(m, kernels::LutPrecision::kFp32);
+    const torch::Tensor exact = logits();
+    set_tables(m, kernels::LutPrecision::kInt8);
+    const torch::Tensor rounded = logits();
+    state.counters["logit_rel_err"] = ((rounded - exact).norm() / exact.norm()).item<double>();
+    state.counters["top1_agree"] = (rounded.argmax(-1) == exact.argmax(-1)).to(torch::kDouble).mean().item<double>();
+  }
   int64_t tokens = 0;
   for (auto _ : state) {
     KVCache cache = m.model->new_cache(1, T);
@@ -253,7 +277,10 @@ void BM_Prefill(benchmark::State& state) {
     tokens += T;
   }
   state.counters["tok/s"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsRate);
+  set_tables(m, kernels::LutPrecision::kFp32);
 }
+void BM_Prefill(benchmark::State& state) { prefill(state, false); }
+void BM_PrefillInt8(benchmark::State& state) { prefill(state, true); }
 
 BENCHMARK(BM_DramRead)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 BENCHMARK(BM_Decode)->ArgNames({"threads", "raw"})->Args({1, 1})->Args({2, 1})->Args({1, 0})->Args({2, 0})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
@@ -265,6 +292,14 @@ BENCHMARK(BM_Prefill)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->Iterations(2);
+BENCHMARK(BM_PrefillInt8)
+    ->ArgNames({"threads", "last_only"})
+    ->Args({1, 1})
+    ->Args({2, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(2);
+BMOS_BENCH_BASELINE(BM_PrefillInt8, BM_Prefill);
 
 }  // namespace
 }  // namespace bmos

@@ -1,6 +1,7 @@
 // Packed 1-bit kernels (kernels/cpu) against torch::matmul fp32, in one run:
 //   BM_TorchGemv vs BM_PackedGemv_{Avx512,Avx2}   y = W x, W (N, K): 4096x4096, 11008x4096, 4096x11008
 //   BM_TorchGemm vs BM_PackedGemm_{Avx512,Avx2}   Y = X W^T, X (M, 4096), W 4096x4096: M = 16 and 128 tokens
+//   BM_PackedGemm_Avx512 vs BM_PackedGemm_Int8     the same with int8 tables (opt-in prefill, LutPrecision::kInt8)
 //   BM_BinaryMosLayer_Avx512 vs BM_TorchGemv       the fused layer (router, scales, binary GEMV), E = 4
 //   BM_PackedMatmulCold_Avx512                     M = 1, 16, 128 tokens at the three shapes, weights out of cache
 // all with 1 and 2 threads. AVX2 is the required baseline, AVX-512 the default where the CPU has it (rows of an
@@ -152,7 +153,8 @@ void BM_TorchGemm(benchmark::State& state) {
       time_loop(state, [&] { benchmark::DoNotOptimize(torch::matmul(X, w.W.t())); });
 }
 
-void packed_gemm(benchmark::State& state, CpuIsa isa) {
+void packed_gemm(benchmark::State& state, CpuIsa isa,
+                 bmos::kernels::LutPrecision lut = bmos::kernels::LutPrecision::kFp32) {
   const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
   const int threads = static_cast<int>(state.range(3));
   if (!supported(state, isa)) return;
@@ -162,7 +164,7 @@ void packed_gemm(benchmark::State& state, CpuIsa isa) {
   const Timing torch = torch_baseline(gemm_key(M, N, K, threads), [&] { torch::matmul(X, w.W.t()); });
   std::vector<float> Y(M * N);
   const Timing packed = time_loop(state, [&] {
-    bmos::kernels::binary_matmul(w.B, X.data_ptr<float>(), M, Y.data(), threads, isa);
+    bmos::kernels::binary_matmul(w.B, X.data_ptr<float>(), M, Y.data(), threads, isa, {}, lut);
     benchmark::DoNotOptimize(Y.data());
   });
   report(state, packed, torch);
@@ -233,6 +235,14 @@ void BM_PackedGemv_Avx512(benchmark::State& state) { packed_gemv(state, CpuIsa::
 void BM_PackedGemv_Avx2(benchmark::State& state) { packed_gemv(state, CpuIsa::kAvx2); }
 void BM_PackedGemm_Avx512(benchmark::State& state) { packed_gemm(state, CpuIsa::kAvx512); }
 void BM_PackedGemm_Avx2(benchmark::State& state) { packed_gemm(state, CpuIsa::kAvx2); }
+// The opt-in int8-table prefill kernel (binary_matmul.h LutPrecision::kInt8); its ratio is to the exact AVX-512 row.
+void BM_PackedGemm_Int8(benchmark::State& state) {
+  if (!bmos::kernels::cpu_supports_int8_lut()) {
+    state.SkipWithError("SKIPPED: this CPU has no AVX-512 VBMI + VNNI");
+    return;
+  }
+  packed_gemm(state, CpuIsa::kAvx512, bmos::kernels::LutPrecision::kInt8);
+}
 
 // ----------------------------------------------------------------------------------------------------- registration
 // Torch rows first: each packed row reads the torch row of its arguments from earlier in the run.
@@ -265,10 +275,12 @@ BENCHMARK(BM_TorchGemm)->Apply(gemm_args);
 BENCHMARK(BM_PackedMatmulCold_Avx512)->Apply(cold_args);
 BENCHMARK(BM_PackedGemm_Avx512)->Apply(gemm_args);
 BENCHMARK(BM_PackedGemm_Avx2)->Apply(gemm_args);
+BENCHMARK(BM_PackedGemm_Int8)->Apply(gemm_args);
 BMOS_BENCH_BASELINE(BM_PackedGemv_Avx512, BM_TorchGemv);
 BMOS_BENCH_BASELINE(BM_PackedGemv_Avx2, BM_TorchGemv);
 BMOS_BENCH_BASELINE(BM_BinaryMosLayer_Avx512, BM_TorchGemv);
 BMOS_BENCH_BASELINE(BM_PackedGemm_Avx512, BM_TorchGemm);
 BMOS_BENCH_BASELINE(BM_PackedGemm_Avx2, BM_TorchGemm);
+BMOS_BENCH_BASELINE(BM_PackedGemm_Int8, BM_PackedGemm_Avx512);
 
 }  // namespace

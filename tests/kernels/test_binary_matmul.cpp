@@ -6,7 +6,9 @@
 // fp32, so |y - y_ref| <= (10 * ceil(K / 30) + 8) * u * sum_k |x_k| plus an ulp of y_ref for the reference's own
 // rounding (u = 2^-24). With |x_k| in [0.5, 1.5] one wrong weight moves y by >= 1, above this tolerance for every
 // K tested here (0.5 at K = 4096), so the test can fail.
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <vector>
 
@@ -127,6 +129,75 @@ TEST(BinaryMatmulKernels, ScalarAndAvx512AreBitwiseEqual) {
   EXPECT_EQ(ys, yv);
 }
 
+// The int8-table kernel (LutPrecision::kInt8) against its exact model binary_matmul_int8_ref: bitwise, for odd and
+// model shapes (odd and even word counts, rows past N), 1 and 2 threads, token counts that leave 1-3 tokens of a
+// 4-token tile, padding bits set.
+TEST(BinaryMatmulInt8, MatchesItsReferenceBitwise) {
+  if (!kernels::cpu_supports_int8_lut()) GTEST_SKIP() << "SKIPPED: this CPU has no AVX-512 VBMI + VNNI";
+  std::mt19937 rng(27);
+  struct Shape { int64_t N, K, M; };
+  for (const Shape s : {Shape{1, 1, 2}, Shape{17, 5, 3}, Shape{33, 29, 5}, Shape{16, 30, 2}, Shape{45, 31, 6},
+                        Shape{64, 60, 7}, Shape{70, 61, 9}, Shape{100, 301, 4}, Shape{130, 688, 11},
+                        Shape{256, 4096, 5}}) {
+    const auto bits = test::random_bits(s.N, s.K, rng, /*dirty_padding=*/true);
+    auto x = test::random_activations(s.M * s.K, rng);
+    x[0] *= 30.0f;  // an outlier: the token's scale follows it
+    const PreparedBinaryMatrix B(bits.data(), s.N, s.K);
+    std::vector<float> want(s.M * s.N), y(s.M * s.N);
+    kernels::binary_matmul_int8_ref(bits.data(), s.N, s.K, x.data(), s.M, want.data());
+    for (int threads : {1, 2}) {
+      std::fill(y.begin(), y.end(), NAN);
+      kernels::binary_matmul(B, x.data(), s.M, y.data(), threads, CpuIsa::kAvx512, {}, kernels::LutPrecision::kInt8);
+      ASSERT_EQ(y, want) << "N=" << s.N << " K=" << s.K << " M=" << s.M << " threads=" << threads;
+    }
+  }
+}
+
+// The rounding the int8 tables add, against the exact product: within the reference's stated bound (amax / 254 per
+// group, amax = the token's largest table entry, plus fp32 rounding), and large enough to show (it is not
+// the exact product). One token (decode) stays the exact fp32 kernel.
+TEST(BinaryMatmulInt8, ErrorWithinItsBoundAndDecodeStaysExact) {
+  std::mt19937 rng(28);
+  const int64_t N = 300, K = 4096, M = 3;
+  const auto bits = test::random_bits(N, K, rng);
+  const auto x = test::random_activations(M * K, rng);
+  std::vector<float> exact(M * N), q(M * N);
+  kernels::binary_matmul_ref(bits.data(), N, K, x.data(), M, exact.data());
+  kernels::binary_matmul_int8_ref(bits.data(), N, K, x.data(), M, q.data());
+  double worst = 0.0, err2 = 0.0, ref2 = 0.0;
+  for (int64_t m = 0; m < M; ++m) {
+    // The largest table entry: sum of |x| over a group (4 columns, the last of each 30-column word 2).
+    const int64_t groups = (K + 29) / 30 * 8;
+    double amax = 0.0;
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t first = g / 8 * 30 + g % 8 * 4, last = std::min(K, first + (g % 8 == 7 ? 2 : 4));
+      double s = 0.0;
+      for (int64_t k = first; k < last; ++k) s += std::fabs(x[m * K + k]);
+      amax = std::max(amax, s);
+    }
+    const double bound = amax / 254.0 * groups * 1.001;
+    for (int64_t n = 0; n < N; ++n) {
+      const double d = std::fabs(double(q[m * N + n]) - exact[m * N + n]);
+      EXPECT_LE(d, bound) << "m=" << m << " n=" << n;
+      worst = std::max(worst, d / bound);
+      err2 += d * d;
+      ref2 += double(exact[m * N + n]) * exact[m * N + n];
+    }
+  }
+  const double rel = std::sqrt(err2 / ref2);
+  std::printf("int8 tables, K=%lld: relative rms error %.4f, worst error %.3f of the bound\n",
+              static_cast<long long>(K), rel, worst);
+  EXPECT_GT(rel, 1e-4);  // rounded, not exact
+  EXPECT_LT(rel, 0.02);  // activations in [0.5, 1.5]: about 0.5 %
+  const PreparedBinaryMatrix B(bits.data(), N, K);
+  std::vector<float> y1(N), f1(N);
+  kernels::binary_matmul(B, x.data(), 1, f1.data(), 1, kernels::best_cpu_isa());
+  if (kernels::cpu_supports_int8_lut()) {
+    kernels::binary_matmul(B, x.data(), 1, y1.data(), 1, kernels::best_cpu_isa(), {}, kernels::LutPrecision::kInt8);
+    EXPECT_EQ(y1, f1) << "one token must use the exact kernel";
+  }
+}
+
 TEST(BinaryMatmulKernels, RejectsBadArguments) {
   const packed::Word word = 1;
   const PreparedBinaryMatrix B(&word, 1, 1);
@@ -134,6 +205,8 @@ TEST(BinaryMatmulKernels, RejectsBadArguments) {
   EXPECT_THROW(kernels::binary_matmul(B, &x, 1, &y, 0), std::invalid_argument);
   EXPECT_THROW(kernels::binary_matmul(B, &x, -1, &y, 1), std::invalid_argument);
   EXPECT_THROW(kernels::binary_matmul(PreparedBinaryMatrix(), &x, 1, &y, 1), std::invalid_argument);
+  EXPECT_THROW(kernels::parse_lut_precision("int4"), std::invalid_argument);
+  EXPECT_EQ(kernels::parse_lut_precision("int8"), kernels::LutPrecision::kInt8);
   kernels::binary_matmul(B, &x, 0, &y, 1);  // M == 0: nothing to do
   EXPECT_EQ(y, 0.0f);
   std::printf("binary_matmul runs on %s by default\n", kernels::isa_name(kernels::best_cpu_isa()));

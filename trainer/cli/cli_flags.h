@@ -8,10 +8,13 @@
 #include <c10/core/Device.h>
 #include <gflags/gflags.h>
 
+#include "kernels/cpu/binary_matmul.h"
+
 DECLARE_string(model);      // model path: llama2.c .bin, HF folder, training checkpoint or exported packed folder
 DECLARE_string(tokenizer);  // tokenizer path (.model, tokenizer.bin, GPT-2 folder/tokenizer.json)
 DECLARE_int32(threads);     // CPU threads (0 = all cores)
 DECLARE_string(device);     // cpu | cuda | cuda:N
+DECLARE_string(prefill_tables);  // fp32 | int8: the packed linears' lookup tables for 2 or more tokens
 DECLARE_uint64(seed);       // RNG seed
 DECLARE_string(out);        // output folder (bmos export, bmos init-model); an earlier output there is replaced
 DECLARE_string(set);        // job overrides 'key.path=value; ...' (bmos train, bmos plan)
@@ -25,5 +28,7 @@ std::vector<std::string> split_overrides(const std::string& s);
 // --device as a device this process can use: cpu, cuda or cuda:N. Errors name the flag: a malformed value, a libtorch
 // without CUDA, no visible GPU, an index past the device count; never a silent fall-back to the CPU.
 c10::Device device_from_flag();
+// --prefill_tables as a table precision; errors name the flag and the value.
+kernels::LutPrecision prefill_tables_from_flag();
 
 }  // namespace bmos

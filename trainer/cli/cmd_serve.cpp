@@ -44,6 +44,7 @@ int cmd_serve(const std::vector<std::string>& args) {
   if (FLAGS_threads > 0) set_compute_threads(FLAGS_threads);
   LoadOptions load;
   load.device = device_from_flag();
+  load.prefill_tables = prefill_tables_from_flag();
   LoadedModel loaded = load_model(resolve_model_path(FLAGS_model), load);
   const std::string tok_path = FLAGS_tokenizer.empty() ? loaded.tokenizer : FLAGS_tokenizer;
   if (tok_path.empty())

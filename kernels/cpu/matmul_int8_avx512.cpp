@@ -1,0 +1,145 @@
+// AVX-512 int8-table LUT matmul (LutPrecision::kInt8, see matmul_job.h), for products of 2 or more tokens.
+// Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vbmi -mavx512vnni; only called when
+// cpu_supports_int8_lut().
+//
+// binary_matmul_int8_ref states the arithmetic; the result matches it bitwise. Each 30-column tile word splits into
+// 8 groups (7 of 4 columns, one of 2), each with a 16-entry table of its signed sums rounded to int8 with one scale
+// per token. The 4 groups of a half word are one 64-byte table, and one vpermb (_mm512_permutexvar_epi8) looks up
+// 4 groups x 16 rows = up to 256 multiply-adds; vpdpbusd with a vector of ones adds each row's 4 bytes into its
+// int32 sum. Measured on this Xeon (experiments/isa_ceiling.c and a same-loop test), vpermb + vpdpbusd runs 2x
+// the rate of vpermi2b + vpdpbusd (vpermi2b is 2 uops), so 4-column groups beat 5-column ones here.
+//
+// Lookup indices: byte j of a row's dword must be (its 4 weight bits of group j) | (j << 4), j = 0..3: bits 4-5
+// pick the group's 16 entries in the 64-byte table. vpmultishiftqb moves each row's 4 groups to the low bits of
+// its 4 bytes in one instruction (per qword: 2 rows), vpternlogd masks them and adds j << 4. The second half word
+// (groups 4-7, bits 16-29) reads bits 30-31 as the last group's bits 2-3: they are zero in the tile layout. The
+// indices of a row tile are computed once per word and reused by MT tokens (8 tokens x 2 tiles: 16 accumulators).
+// Measured here (bmos_bench BM_PackedGemm_Int8, 128 tokens at 4096x4096, 1 thread, interleaved runs): K chunks
+// that keep 8 tokens' tables in L1 (8 or 16 or 32 words) were slower, 6.9-9.2 ms against 5.3-5.8 ms without.
+#include <immintrin.h>
+
+#include "kernels/cpu/matmul_job.h"
+
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+namespace bmos::kernels::detail {
+
+namespace {
+
+// One token's int8 tables: words x 8 groups x 16 bytes, group g of word w at byte 128w + 16g, entry i =
+// round(e[g][i] * 127 / amax); returns the token's scale amax / 127. Two passes over x: amax, then the rounding.
+float build_tables(const float* x, int64_t K, int64_t words, int8_t* out) {
+  const __m512 sa = _mm512_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1);
+  const __m512 sb = _mm512_setr_ps(-1, -1, 1, 1, -1, -1, 1, 1, -1, -1, 1, 1, -1, -1, 1, 1);
+  const __m512 sc = _mm512_setr_ps(-1, -1, -1, -1, 1, 1, 1, 1, -1, -1, -1, -1, 1, 1, 1, 1);
+  const __m512 sd = _mm512_setr_ps(-1, -1, -1, -1, -1, -1, -1, -1, 1, 1, 1, 1, 1, 1, 1, 1);
+  // The 16 entries of group g (of all groups, 8 per word), added in the order of the reference (products with +-1
+  // are exact, and an FMA with +-1 rounds like the add).
+  auto entries = [&](int64_t g) {
+    const int64_t first = g / 8 * 30 + g % 8 * 4;
+    const int64_t cols = g % 8 == 7 ? 2 : 4;
+    float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (first + cols <= K) {
+      for (int b = 0; b < cols; ++b) v[b] = x[first + b];
+    } else {
+      for (int b = 0; b < cols; ++b) v[b] = first + b < K ? x[first + b] : 0.0f;
+    }
+    __m512 e = _mm512_mul_ps(sa, _mm512_set1_ps(v[0]));
+    e = _mm512_fmadd_ps(sb, _mm512_set1_ps(v[1]), e);
+    e = _mm512_fmadd_ps(sc, _mm512_set1_ps(v[2]), e);
+    return _mm512_fmadd_ps(sd, _mm512_set1_ps(v[3]), e);
+  };
+  const int64_t groups = words * 8;
+  __m512 vmax = _mm512_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(entries(g)));
+  const float amax = _mm512_reduce_max_ps(vmax);
+  const __m512 inv = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+  for (int64_t g = 0; g < groups; ++g)
+    _mm_store_si128(reinterpret_cast<__m128i*>(out + 16 * g),
+                    _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(entries(g), inv))));
+  return amax / 127.0f;
+}
+
+// The lookup indices of the half word at bits `shift` .. shift + 15 of each row's dword of v (shift 0 or 16).
+template <int kShift>
+inline __m512i half_word_indices(__m512i v) {
+  // Per qword (rows 2q, 2q + 1): bytes 0-3 take bits s, s + 4, s + 8, s + 12 of the low dword, bytes 4-7 of the
+  // high one.
+  constexpr long long s = kShift;
+  constexpr long long shifts = s | (s + 4) << 8 | (s + 8) << 16 | (s + 12) << 24 | (s + 32) << 32 |
+                               (s + 36) << 40 | (s + 40) << 48 | (s + 44) << 56;
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m512i group_sel = _mm512_set1_epi32(0x30201000);  // byte j: j << 4
+  return _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(_mm512_set1_epi64(shifts), v), low4, group_sel,
+                                   0xEA);  // (a & b) | c
+}
+
+// y rows of tiles [t0, t0 + RT) for tokens [m0, m0 + MT); tables of token t at tables + t * table_stride bytes.
+template <int RT, int MT>
+void tiles_kernel(const MatmulJob& job, int64_t t0, int64_t m0, const int8_t* tables, int64_t table_stride,
+                  const float* scales) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i acc[RT][MT];
+  for (int r = 0; r < RT; ++r)
+    for (int t = 0; t < MT; ++t) acc[r][t] = _mm512_setzero_si512();
+  const packed::Word* base = job.tiles + t0 * job.tile_stride;
+  for (int64_t w = 0; w < job.words_per_row; ++w) {
+    const int8_t* T = tables + w * kLut8PerWord;
+    __m512i lo[RT], hi[RT];
+    for (int r = 0; r < RT; ++r) {
+      const __m512i v = _mm512_load_si512(base + r * job.tile_stride + w * 16);
+      lo[r] = half_word_indices<0>(v);
+      hi[r] = half_word_indices<16>(v);
+    }
+    for (int t = 0; t < MT; ++t) {
+      const __m512i tlo = _mm512_load_si512(T + t * table_stride);
+      const __m512i thi = _mm512_load_si512(T + t * table_stride + 64);
+      for (int r = 0; r < RT; ++r) {
+        acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], ones, _mm512_permutexvar_epi8(lo[r], tlo));
+        acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], ones, _mm512_permutexvar_epi8(hi[r], thi));
+      }
+    }
+  }
+  for (int r = 0; r < RT; ++r) {
+    const int64_t n = (t0 + r) * 16;
+    if (n >= job.N) break;
+    const __mmask16 mask = job.N - n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (job.N - n)) - 1u);
+    for (int t = 0; t < MT; ++t)
+      _mm512_mask_storeu_ps(job.y + (m0 + t) * job.N + n, mask,
+                            _mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][t]), _mm512_set1_ps(scales[t])));
+  }
+}
+
+template <int MT>
+void token_tile(const MatmulJob& job, int64_t m0, const int8_t* tables, int64_t table_stride, const float* scales) {
+  constexpr int RT = MT > 4 ? 2 : 4;
+  int64_t t = job.tile_begin;
+  for (; t + RT <= job.tile_end; t += RT) tiles_kernel<RT, MT>(job, t, m0, tables, table_stride, scales);
+  for (; t < job.tile_end; ++t) tiles_kernel<1, MT>(job, t, m0, tables, table_stride, scales);
+}
+
+}  // namespace
+
+void matmul_int8_avx512(const MatmulJob& job) {
+  const int64_t table_stride = job.words_per_row * kLut8PerWord;  // bytes per token, a multiple of 64
+  int8_t* tables = reinterpret_cast<int8_t*>(job.scratch);
+  for (int64_t m0 = job.m_begin; m0 < job.m_end; m0 += kInt8TokenTile) {
+    const int64_t mt = job.m_end - m0 < kInt8TokenTile ? job.m_end - m0 : kInt8TokenTile;
+    float scales[kInt8TokenTile];
+    for (int64_t t = 0; t < mt; ++t)
+      scales[t] = build_tables(job.x + (m0 + t) * job.K, job.K, job.words_per_row, tables + t * table_stride);
+    switch (mt) {
+      case 8: token_tile<8>(job, m0, tables, table_stride, scales); break;
+      case 7: token_tile<7>(job, m0, tables, table_stride, scales); break;
+      case 6: token_tile<6>(job, m0, tables, table_stride, scales); break;
+      case 5: token_tile<5>(job, m0, tables, table_stride, scales); break;
+      case 4: token_tile<4>(job, m0, tables, table_stride, scales); break;
+      case 3: token_tile<3>(job, m0, tables, table_stride, scales); break;
+      case 2: token_tile<2>(job, m0, tables, table_stride, scales); break;
+      default: token_tile<1>(job, m0, tables, table_stride, scales); break;
+    }
+  }
+}
+
+}  // namespace bmos::kernels::detail
