@@ -3,10 +3,11 @@
 // cpu_supports_int8_lut().
 //
 // binary_matmul_int8_ref states the arithmetic; the result matches it bitwise. Each 30-column tile word splits into
-// 8 groups (7 of 4 columns, one of 2), each with a 16-entry table of its signed sums rounded to int8 with one scale
-// per token. The 4 groups of a half word are one 64-byte table, and one vpermb (_mm512_permutexvar_epi8) looks up
-// 4 groups x 16 rows = up to 256 multiply-adds; vpdpbusd with a vector of ones adds each row's 4 bytes into its
-// int32 sum. Measured on this Xeon (experiments/isa_ceiling.c and a same-loop test), vpermb + vpdpbusd runs 2x
+// 8 groups (7 of 4 columns, one of 2), each with a 16-entry table of its signed sums rounded to int8: one scale
+// per token, refined 2-128x per group whose sums are that much smaller (the group's integer weight 128 / m_g). The 4
+// groups of a half word are one 64-byte table, and one vpermb (_mm512_permutexvar_epi8) looks up 4 groups x 16 rows
+// = up to 256 multiply-adds; vpdpbusd multiplies each looked-up byte by its group's weight (the unsigned operand,
+// the same for every row) and adds each row's 4 products into its int32 sum. Measured on this Xeon (experiments/isa_ceiling.c and a same-loop test), vpermb + vpdpbusd runs 2x
 // the rate of vpermi2b + vpdpbusd (vpermi2b is 2 uops), so 4-column groups beat 5-column ones here.
 //
 // Lookup indices: byte j of a row's dword must be (its 4 weight bits of group j) | (j << 4), j = 0..3: bits 4-5
@@ -18,6 +19,12 @@
 // that keep 8 tokens' tables in L1 (8 or 16 or 32 words) were slower, 6.9-9.2 ms against 5.3-5.8 ms without.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
 #include "kernels/cpu/matmul_job.h"
 
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -28,37 +35,55 @@ namespace bmos::kernels::detail {
 namespace {
 
 // One token's int8 tables: words x 8 groups x 16 bytes, group g of word w at byte 128w + 16g, entry i =
-// round(e[g][i] * 127 / amax); returns the token's scale amax / 127. Two passes over x: amax, then the rounding.
-float build_tables(const float* x, int64_t K, int64_t words, int8_t* out) {
+// round(e[g][i] * m_g * 127 / amax), and the groups' integer weights 128 / m_g at weights[8w + g]
+// (binary_matmul_int8_ref); returns the token's scale amax / 127 / 128. Two passes over x: amax, then the rounding.
+float build_tables(const float* x, int64_t K, int64_t words, int8_t* out, uint8_t* weights) {
   const __m512 sa = _mm512_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1);
   const __m512 sb = _mm512_setr_ps(-1, -1, 1, 1, -1, -1, 1, 1, -1, -1, 1, 1, -1, -1, 1, 1);
   const __m512 sc = _mm512_setr_ps(-1, -1, -1, -1, 1, 1, 1, 1, -1, -1, -1, -1, 1, 1, 1, 1);
   const __m512 sd = _mm512_setr_ps(-1, -1, -1, -1, -1, -1, -1, -1, 1, 1, 1, 1, 1, 1, 1, 1);
-  // The 16 entries of group g (of all groups, 8 per word), added in the order of the reference (products with +-1
-  // are exact, and an FMA with +-1 rounds like the add).
-  auto entries = [&](int64_t g) {
+  // The 4 inputs of group g (of all groups, 8 per word); 0 past the group's columns and past K.
+  auto inputs = [&](int64_t g, float* v) {
     const int64_t first = g / 8 * 30 + g % 8 * 4;
     const int64_t cols = g % 8 == 7 ? 2 : 4;
-    float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    v[0] = v[1] = v[2] = v[3] = 0.0f;
     if (first + cols <= K) {
       for (int b = 0; b < cols; ++b) v[b] = x[first + b];
     } else {
       for (int b = 0; b < cols; ++b) v[b] = first + b < K ? x[first + b] : 0.0f;
     }
+  };
+  // Pass 1: each group's largest |entry| is its all-signs-matching sum |x0| + |x1| + |x2| + |x3|, added in the same
+  // order (rounding is monotonic, so no other entry rounds larger): the reference's max over the 16 entries.
+  const int64_t groups = words * 8;
+  thread_local std::vector<float> gmax;
+  gmax.resize(static_cast<size_t>(groups));
+  float amax = 0.0f;
+  for (int64_t g = 0; g < groups; ++g) {
+    float v[4];
+    inputs(g, v);
+    gmax[g] = ((std::fabs(v[0]) + std::fabs(v[1])) + std::fabs(v[2])) + std::fabs(v[3]);
+    amax = std::max(amax, gmax[g]);
+  }
+  const float inv = amax > 1e-30f ? 127.0f / amax : 0.0f;
+  __m512 mul[8];  // m_g * 127 / amax for m_g = 2^k
+  for (int k = 0; k < 8; ++k) mul[k] = _mm512_set1_ps(static_cast<float>(1 << k) * inv);
+  // Pass 2: the entries, added in the order of the reference (products with +-1 are exact, and an FMA with +-1
+  // rounds like the add), times m_g * 127 / amax, rounded.
+  for (int64_t g = 0; g < groups; ++g) {
+    float v[4];
+    inputs(g, v);
+    int k = 0;
+    while (k < 7 && gmax[g] * static_cast<float>(2 << k) <= amax) ++k;
+    weights[g] = static_cast<uint8_t>(128 >> k);
     __m512 e = _mm512_mul_ps(sa, _mm512_set1_ps(v[0]));
     e = _mm512_fmadd_ps(sb, _mm512_set1_ps(v[1]), e);
     e = _mm512_fmadd_ps(sc, _mm512_set1_ps(v[2]), e);
-    return _mm512_fmadd_ps(sd, _mm512_set1_ps(v[3]), e);
-  };
-  const int64_t groups = words * 8;
-  __m512 vmax = _mm512_setzero_ps();
-  for (int64_t g = 0; g < groups; ++g) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(entries(g)));
-  const float amax = _mm512_reduce_max_ps(vmax);
-  const __m512 inv = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
-  for (int64_t g = 0; g < groups; ++g)
+    e = _mm512_fmadd_ps(sd, _mm512_set1_ps(v[3]), e);
     _mm_store_si128(reinterpret_cast<__m128i*>(out + 16 * g),
-                    _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(entries(g), inv))));
-  return amax / 127.0f;
+                    _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(e, mul[k]))));
+  }
+  return amax / 127.0f * (1.0f / 128.0f);
 }
 
 // The lookup indices of the half word at bits `shift` .. shift + 15 of each row's dword of v (shift 0 or 16).
@@ -78,8 +103,7 @@ inline __m512i half_word_indices(__m512i v) {
 // y rows of tiles [t0, t0 + RT) for tokens [m0, m0 + MT); tables of token t at tables + t * table_stride bytes.
 template <int RT, int MT>
 void tiles_kernel(const MatmulJob& job, int64_t t0, int64_t m0, const int8_t* tables, int64_t table_stride,
-                  const float* scales) {
-  const __m512i ones = _mm512_set1_epi8(1);
+                  const uint8_t* weights, const float* scales) {
   __m512i acc[RT][MT];
   for (int r = 0; r < RT; ++r)
     for (int t = 0; t < MT; ++t) acc[r][t] = _mm512_setzero_si512();
@@ -95,9 +119,14 @@ void tiles_kernel(const MatmulJob& job, int64_t t0, int64_t m0, const int8_t* ta
     for (int t = 0; t < MT; ++t) {
       const __m512i tlo = _mm512_load_si512(T + t * table_stride);
       const __m512i thi = _mm512_load_si512(T + t * table_stride + 64);
+      // The 4 groups' weights of each half word, the same for every row: byte j of each dword.
+      int32_t wlo, whi;
+      std::memcpy(&wlo, weights + t * job.words_per_row * 8 + w * 8, 4);
+      std::memcpy(&whi, weights + t * job.words_per_row * 8 + w * 8 + 4, 4);
+      const __m512i mlo = _mm512_set1_epi32(wlo), mhi = _mm512_set1_epi32(whi);
       for (int r = 0; r < RT; ++r) {
-        acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], ones, _mm512_permutexvar_epi8(lo[r], tlo));
-        acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], ones, _mm512_permutexvar_epi8(hi[r], thi));
+        acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], mlo, _mm512_permutexvar_epi8(lo[r], tlo));
+        acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], mhi, _mm512_permutexvar_epi8(hi[r], thi));
       }
     }
   }
@@ -112,11 +141,12 @@ void tiles_kernel(const MatmulJob& job, int64_t t0, int64_t m0, const int8_t* ta
 }
 
 template <int MT>
-void token_tile(const MatmulJob& job, int64_t m0, const int8_t* tables, int64_t table_stride, const float* scales) {
+void token_tile(const MatmulJob& job, int64_t m0, const int8_t* tables, int64_t table_stride, const uint8_t* weights,
+                const float* scales) {
   constexpr int RT = MT > 4 ? 2 : 4;
   int64_t t = job.tile_begin;
-  for (; t + RT <= job.tile_end; t += RT) tiles_kernel<RT, MT>(job, t, m0, tables, table_stride, scales);
-  for (; t < job.tile_end; ++t) tiles_kernel<1, MT>(job, t, m0, tables, table_stride, scales);
+  for (; t + RT <= job.tile_end; t += RT) tiles_kernel<RT, MT>(job, t, m0, tables, table_stride, weights, scales);
+  for (; t < job.tile_end; ++t) tiles_kernel<1, MT>(job, t, m0, tables, table_stride, weights, scales);
 }
 
 }  // namespace
@@ -124,20 +154,22 @@ void token_tile(const MatmulJob& job, int64_t m0, const int8_t* tables, int64_t 
 void matmul_int8_avx512(const MatmulJob& job) {
   const int64_t table_stride = job.words_per_row * kLut8PerWord;  // bytes per token, a multiple of 64
   int8_t* tables = reinterpret_cast<int8_t*>(job.scratch);
+  uint8_t* weights = reinterpret_cast<uint8_t*>(tables + kInt8TokenTile * table_stride);  // 8 per word and token
   for (int64_t m0 = job.m_begin; m0 < job.m_end; m0 += kInt8TokenTile) {
     const int64_t mt = job.m_end - m0 < kInt8TokenTile ? job.m_end - m0 : kInt8TokenTile;
     float scales[kInt8TokenTile];
     for (int64_t t = 0; t < mt; ++t)
-      scales[t] = build_tables(job.x + (m0 + t) * job.K, job.K, job.words_per_row, tables + t * table_stride);
+      scales[t] = build_tables(job.x + (m0 + t) * job.K, job.K, job.words_per_row, tables + t * table_stride,
+                               weights + t * job.words_per_row * 8);
     switch (mt) {
-      case 8: token_tile<8>(job, m0, tables, table_stride, scales); break;
-      case 7: token_tile<7>(job, m0, tables, table_stride, scales); break;
-      case 6: token_tile<6>(job, m0, tables, table_stride, scales); break;
-      case 5: token_tile<5>(job, m0, tables, table_stride, scales); break;
-      case 4: token_tile<4>(job, m0, tables, table_stride, scales); break;
-      case 3: token_tile<3>(job, m0, tables, table_stride, scales); break;
-      case 2: token_tile<2>(job, m0, tables, table_stride, scales); break;
-      default: token_tile<1>(job, m0, tables, table_stride, scales); break;
+      case 8: token_tile<8>(job, m0, tables, table_stride, weights, scales); break;
+      case 7: token_tile<7>(job, m0, tables, table_stride, weights, scales); break;
+      case 6: token_tile<6>(job, m0, tables, table_stride, weights, scales); break;
+      case 5: token_tile<5>(job, m0, tables, table_stride, weights, scales); break;
+      case 4: token_tile<4>(job, m0, tables, table_stride, weights, scales); break;
+      case 3: token_tile<3>(job, m0, tables, table_stride, weights, scales); break;
+      case 2: token_tile<2>(job, m0, tables, table_stride, weights, scales); break;
+      default: token_tile<1>(job, m0, tables, table_stride, weights, scales); break;
     }
   }
 }

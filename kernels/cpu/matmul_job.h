@@ -40,7 +40,7 @@ struct MatmulJob {
   // This thread's part: tokens [m_begin, m_end) x row tiles [tile_begin, tile_end) (16 rows each, clipped to N).
   int64_t m_begin, m_end, tile_begin, tile_end;
   // 64-byte aligned, private to the thread: kMaxTokenTile * words_per_row * kLut5PerWord floats (the int8 kernel:
-  // kInt8TokenTile * words_per_row * kLut8PerWord bytes).
+  // kInt8TokenTile * words_per_row * (kLut8PerWord + 8) bytes: the tables, then 8 group weights per word).
   float* scratch;
 };
 

@@ -23,7 +23,7 @@ void binary_matmul_int8_ref(const packed::Word* bits, int64_t N, int64_t K, cons
   auto first = [](int64_t g) { return g / 8 * 30 + g % 8 * 4; };
   auto count = [K, &first](int64_t g) { return std::max<int64_t>(0, std::min<int64_t>(g % 8 == 7 ? 2 : 4, K - first(g))); };
   std::vector<float> e(static_cast<std::size_t>(groups) * 16);
-  std::vector<int32_t> q(e.size());
+  std::vector<int32_t> q(e.size()), weight(static_cast<std::size_t>(groups));
   for (int64_t m = 0; m < M; ++m) {
     const float* xm = x + m * K;
     float amax = 0.0f;
@@ -39,16 +39,25 @@ void binary_matmul_int8_ref(const packed::Word* bits, int64_t N, int64_t K, cons
         amax = std::max(amax, std::fabs(v));
       }
     }
-    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    const float scale = amax / 127.0f;
-    for (std::size_t j = 0; j < e.size(); ++j) q[j] = static_cast<int32_t>(std::nearbyint(e[j] * inv));
+    const float inv = amax > 1e-30f ? 127.0f / amax : 0.0f;
+    const float scale = amax / 127.0f * (1.0f / 128.0f);
+    for (int64_t g = 0; g < groups; ++g) {
+      float gmax = 0.0f;
+      for (int i = 0; i < 16; ++i) gmax = std::max(gmax, std::fabs(e[g * 16 + i]));
+      int k = 0;
+      while (k < 7 && gmax * static_cast<float>(2 << k) <= amax) ++k;
+      const int mg = 1 << k;
+      weight[g] = 128 / mg;
+      for (int i = 0; i < 16; ++i)
+        q[g * 16 + i] = static_cast<int32_t>(std::nearbyint(e[g * 16 + i] * (static_cast<float>(mg) * inv)));
+    }
     for (int64_t n = 0; n < N; ++n) {
       int32_t acc = 0;
       for (int64_t g = 0; g < groups; ++g) {
         int i = 0;
         for (int b = 0; b < count(g); ++b)
           if (packed::weight_at(bits, n, first(g) + b, K) > 0.0f) i |= 1 << b;
-        acc += q[g * 16 + i];
+        acc += weight[g] * q[g * 16 + i];
       }
       y[m * N + n] = static_cast<float>(acc) * scale;
     }

@@ -15,11 +15,14 @@ void binary_matmul_ref(const packed::Word* bits, int64_t N, int64_t K, const flo
 // into 8 groups: 7 of 4 columns (offsets 0, 4, .., 24) and one of 2 (offsets 28, 29); columns past K count as 0.
 // For each token, group g gets the 16-entry table of its signed sums
 //     e[g][i] = sum_{b<4} (bit b of i ? +x[c_g + b] : -x[c_g + b])      fp32, added in the order b = 0..3
-// (x = 0 past the group's columns), each entry is rounded to q = round_half_even(e * 127 / amax), amax = max |e|
-// over the token's tables, and
-//     y[n] = float(sum_g q[g][weight bits of row n in group g]) * (amax / 127)
-// Integer sums, so the fast kernel matches it bitwise. |y - exact| <= (amax / 254) * (number of groups) plus fp32
-// rounding.
+// (x = 0 past the group's columns). amax = max |e| over the token's tables; each group's own max |e| gets the
+// largest m_g in {1, 2, 4, .., 128} with gmax_g * m_g <= amax, its entries are rounded to
+//     q = round_half_even(e * (m_g * 127 / amax))          in [-127, 127]
+// and, with integer weights 128 / m_g (what vpdpbusd multiplies the looked-up bytes by),
+//     y[n] = float(sum_g (128 / m_g) * q[g][weight bits of row n in group g]) * (amax / 127 / 128)
+// A group whose sums are 2-128x smaller than the token's largest is rounded that much finer: an outlier activation
+// no longer coarsens every other group. Integer sums, so the fast kernel matches it bitwise.
+// |y - exact| <= sum_g amax / (254 m_g) plus fp32 rounding. amax <= 1e-30 counts as 0 (y = 0).
 void binary_matmul_int8_ref(const packed::Word* bits, int64_t N, int64_t K, const float* x, int64_t M, float* y);
 
 // The whole BinaryMoS layer for M tokens:
