@@ -7,8 +7,9 @@
 // per token, refined 2-128x per group whose sums are that much smaller (the group's integer weight 128 / m_g). The 4
 // groups of a half word are one 64-byte table, and one vpermb (_mm512_permutexvar_epi8) looks up 4 groups x 16 rows
 // = up to 256 multiply-adds; vpdpbusd multiplies each looked-up byte by its group's weight (the unsigned operand,
-// the same for every row) and adds each row's 4 products into its int32 sum. Measured on this Xeon (experiments/isa_ceiling.c and a same-loop test), vpermb + vpdpbusd runs 2x
-// the rate of vpermi2b + vpdpbusd (vpermi2b is 2 uops), so 4-column groups beat 5-column ones here.
+// the same for every row) and adds each row's 4 products into its int32 sum. Measured on this Xeon
+// (experiments/isa_ceiling.c and a same-loop test), vpermb + vpdpbusd runs 2x the rate of vpermi2b + vpdpbusd
+// (vpermi2b is 2 uops), so 4-column groups beat 5-column ones here.
 //
 // Lookup indices: byte j of a row's dword must be (its 4 weight bits of group j) | (j << 4), j = 0..3: bits 4-5
 // pick the group's 16 entries in the 64-byte table. vpmultishiftqb moves each row's 4 groups to the low bits of

@@ -21,7 +21,9 @@ void binary_matmul_int8_ref(const packed::Word* bits, int64_t N, int64_t K, cons
   const int64_t words = (K + 29) / 30, groups = words * 8;
   // Group g: columns [first, first + count) of the row, clipped to K.
   auto first = [](int64_t g) { return g / 8 * 30 + g % 8 * 4; };
-  auto count = [K, &first](int64_t g) { return std::max<int64_t>(0, std::min<int64_t>(g % 8 == 7 ? 2 : 4, K - first(g))); };
+  auto count = [K, &first](int64_t g) {
+    return std::max<int64_t>(0, std::min<int64_t>(g % 8 == 7 ? 2 : 4, K - first(g)));
+  };
   std::vector<float> e(static_cast<std::size_t>(groups) * 16);
   std::vector<int32_t> q(e.size()), weight(static_cast<std::size_t>(groups));
   for (int64_t m = 0; m < M; ++m) {

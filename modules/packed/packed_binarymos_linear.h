@@ -71,7 +71,7 @@ class PackedBinaryMoSLinearImpl : public LinearLike {
   // Whether the bits are used in place from a mapped file rather than held in memory of their own.
   bool bits_mapped() const { return prepared_.is_view(); }
   // The CPU products of 2 or more tokens (prefill, eval) with exact fp32 tables (the default) or tables rounded to
-  // int8 (kernels/cpu/binary_matmul.h: 2-2.5x faster, a rounding error of about 1 % of the output); one token
+  // int8 (kernels/cpu/binary_matmul.h: about 2x faster, a rounding error of about 0.6 % of the output); one token
   // (decode) is always exact. kInt8 needs kernels::cpu_supports_int8_lut(): std::invalid_argument otherwise.
   void set_prefill_tables(kernels::LutPrecision p);
   kernels::LutPrecision prefill_tables() const { return prefill_tables_; }

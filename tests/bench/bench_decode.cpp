@@ -252,7 +252,8 @@ void prefill(benchmark::State& state, bool int8) {
   Loaded& m = loaded();
   if (!m.error.empty()) return state.SkipWithError(m.error.c_str());
   set_compute_threads(static_cast<int>(state.range(0)));
-  if (int8 && !kernels::cpu_supports_int8_lut()) return state.SkipWithError("SKIPPED: this CPU has no AVX-512 VBMI + VNNI");
+  if (int8 && !kernels::cpu_supports_int8_lut())
+    return state.SkipWithError("SKIPPED: this CPU has no AVX-512 VBMI + VNNI");
   torch::NoGradGuard no_grad;
   const int64_t T = 128;
   const torch::Tensor ids = torch::randint(3, m.model->config.vocab_size, {1, T}, torch::kLong);

@@ -130,8 +130,8 @@ TEST(BinaryMatmulKernels, ScalarAndAvx512AreBitwiseEqual) {
 }
 
 // The int8-table kernel (LutPrecision::kInt8) against its exact model binary_matmul_int8_ref: bitwise, for odd and
-// model shapes (odd and even word counts, rows past N), 1 and 2 threads, token counts that leave 1-3 tokens of a
-// 4-token tile, padding bits set.
+// model shapes (odd and even word counts, rows past N), 1 and 2 threads, token counts below and past the kernel's
+// 8-token tile (1-7 tokens in the last one), padding bits set.
 TEST(BinaryMatmulInt8, MatchesItsReferenceBitwise) {
   if (!kernels::cpu_supports_int8_lut()) GTEST_SKIP() << "SKIPPED: this CPU has no AVX-512 VBMI + VNNI";
   std::mt19937 rng(27);

@@ -12,8 +12,8 @@ DEFINE_string(tokenizer, "", "tokenizer: SentencePiece .model, llama2.c tokenize
 DEFINE_int32(threads, 0, "CPU threads (0 = all cores)");
 DEFINE_string(device, "cpu", "cpu | cuda | cuda:N");
 DEFINE_string(prefill_tables, "fp32", "an exported packed model's CPU products of 2 or more tokens (prompt prefill, "
-                                      "eval): fp32 (exact) | int8 (tables rounded to int8: 2-2.5x faster prefill, "
-                                      "about 1 % output error per linear; needs AVX-512 VBMI + VNNI)");
+                                      "eval): fp32 (exact) | int8 (tables rounded to int8: about 2x faster prefill, "
+                                      "about 0.6 % output error per linear; needs AVX-512 VBMI + VNNI)");
 DEFINE_uint64(seed, 42, "random seed");
 DEFINE_string(out, "", "output folder (an earlier export or model written there is replaced)");
 DEFINE_string(set, "", "job overrides 'key.path=value; key.path=value' applied before parsing, e.g. "
