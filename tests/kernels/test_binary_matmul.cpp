@@ -131,7 +131,7 @@ TEST(BinaryMatmulKernels, ScalarAndAvx512AreBitwiseEqual) {
 
 // The int8-table kernel (LutPrecision::kInt8) against its exact model binary_matmul_int8_ref: bitwise, for odd and
 // model shapes (odd and even word counts, rows past N), 1 and 2 threads, token counts below and past the kernel's
-// 8-token tile (1-7 tokens in the last one), padding bits set.
+// 8-token tile (1-7 tokens in the last one), padding bits set, activations of every group refinement.
 TEST(BinaryMatmulInt8, MatchesItsReferenceBitwise) {
   if (!kernels::cpu_supports_int8_lut()) GTEST_SKIP() << "SKIPPED: this CPU has no AVX-512 VBMI + VNNI";
   std::mt19937 rng(27);
@@ -144,11 +144,19 @@ TEST(BinaryMatmulInt8, MatchesItsReferenceBitwise) {
     x[0] *= 30.0f;  // an outlier: the token's scale follows it
     const PreparedBinaryMatrix B(bits.data(), s.N, s.K);
     std::vector<float> want(s.M * s.N), y(s.M * s.N);
-    kernels::binary_matmul_int8_ref(bits.data(), s.N, s.K, x.data(), s.M, want.data());
-    for (int threads : {1, 2}) {
-      std::fill(y.begin(), y.end(), NAN);
-      kernels::binary_matmul(B, x.data(), s.M, y.data(), threads, CpuIsa::kAvx512, {}, kernels::LutPrecision::kInt8);
-      ASSERT_EQ(y, want) << "N=" << s.N << " K=" << s.K << " M=" << s.M << " threads=" << threads;
+    // Then the same with activations 2^0 .. 2^-9 times smaller from one 4 columns to the next, so groups take every
+    // refinement (m_g = 1 .. 128), and exact zeros.
+    for (const bool spread : {false, true}) {
+      if (spread)
+        for (int64_t i = 0; i < s.M * s.K; ++i) x[i] = i % 13 == 5 ? 0.0f : std::ldexp(x[i], -int(i / 4 % 10));
+      kernels::binary_matmul_int8_ref(bits.data(), s.N, s.K, x.data(), s.M, want.data());
+      for (int threads : {1, 2}) {
+        std::fill(y.begin(), y.end(), NAN);
+        kernels::binary_matmul(B, x.data(), s.M, y.data(), threads, CpuIsa::kAvx512, {},
+                               kernels::LutPrecision::kInt8);
+        ASSERT_EQ(y, want) << "N=" << s.N << " K=" << s.K << " M=" << s.M << " threads=" << threads
+                           << " spread=" << spread;
+      }
     }
   }
 }
