@@ -4,7 +4,7 @@
 // the result is bitwise the same for any M and any thread count.
 // LutPrecision::kInt8 is an opt-in for prefill only: products of M >= 2 tokens round the tables to int8 (a scale
 // per token refined per group, binary_matmul_int8_ref gives the exact arithmetic) and run about 2x faster on
-// AVX-512 VBMI + VNNI (1.8-2.3x at 128 tokens, 4096x4096, 1 thread: bmos_bench BM_PackedGemm_Int8); the one-token
+// AVX-512 VBMI + VNNI (2.2-2.4x at 128 tokens, 4096x4096, 1 thread: bmos_bench BM_PackedGemm_Int8); the one-token
 // product (decode, memory-bound) stays exact whatever the precision says.
 // Row-major raw pointers, no torch. Threads split the output rows (or, for small N, the tokens) between them.
 #pragma once
