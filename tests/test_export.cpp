@@ -390,6 +390,16 @@ TEST(Export, MapsFormat2InPlaceAndStillReadsFormat1) {
                                << max_rel(got, want);
 }
 
+// An exported random BinaryMoS student of config c (seed), in a fresh temporary folder named after `name`.
+std::string export_random_student(const LlamaConfig& c, uint64_t seed, const std::string& name) {
+  Llama train = random_student(c, QuantSpec{}, true, seed);
+  ExportOptions o;
+  o.sample_sequences = 0;
+  const std::string dir = test::temp_dir(name) + "/out";
+  export_packed(train, dir, o);
+  return dir;
+}
+
 // --prefill_tables int8 (LoadOptions::prefill_tables): the packed linears' products of 2 or more tokens round their
 // tables to int8. Logits move a little, one token at a time (decode) does not move at all, and the option is refused
 // for a model that has no packed linears.
@@ -397,11 +407,7 @@ TEST(Export, Int8PrefillTablesAreOptInCloseAndDecodeStaysExact) {
   if (!kernels::cpu_supports_int8_lut()) GTEST_SKIP() << "SKIPPED: this CPU has no AVX-512 VBMI + VNNI";
   torch::NoGradGuard no_grad;
   const LlamaConfig c = odd_config(false);
-  Llama train = random_student(c, QuantSpec{}, true, 23);
-  ExportOptions o;
-  o.sample_sequences = 0;
-  const std::string dir = test::temp_dir("export_int8_tables") + "/out";
-  export_packed(train, dir, o);
+  const std::string dir = export_random_student(c, 23, "export_int8_tables");
   LoadOptions int8;
   int8.prefill_tables = kernels::LutPrecision::kInt8;
   Llama exact = load_model(dir).model, rounded = load_model(dir, int8).model;
@@ -428,15 +434,47 @@ TEST(Export, Int8PrefillTablesAreOptInCloseAndDecodeStaysExact) {
   }
 }
 
-TEST(Export, Int8PrefillTablesRefusedForAModelWithoutPackedLinears) {
-  BMOS_REQUIRE_DATA(model_path, "models/stories260K/stories260K.bin");
-  LoadOptions int8;
-  int8.prefill_tables = kernels::LutPrecision::kInt8;
+// --nommap (LoadOptions::map_weights = false): the file is read into (huge-page) memory instead of mapped; the same
+// weights, so the same logits bitwise (refused for other formats: PackedOnlyLoadOptions... below).
+TEST(Export, NoMmapReadsTheSameWeightsIntoMemory) {
+  torch::NoGradGuard no_grad;
+  const LlamaConfig c = odd_config(false);
+  const std::string dir = export_random_student(c, 29, "export_nommap");
+  LoadOptions read;
+  read.map_weights = false;
+  Llama mapped = load_model(dir).model, in_memory = load_model(dir, read).model;
+  const torch::Tensor tokens = sample_tokens(c, 2, 9, 3);
+  EXPECT_TRUE(in_memory->forward(tokens).logits.equal(mapped->forward(tokens).logits));
+  KVCache cm = mapped->new_cache(1, 3), cr = in_memory->new_cache(1, 3);
+  for (int64_t i = 0; i < 3; ++i) {
+    const torch::Tensor t = tokens.slice(0, 0, 1).slice(1, i, i + 1);
+    EXPECT_TRUE(in_memory->forward_cached(t, cr).equal(mapped->forward_cached(t, cm))) << "position " << i;
+  }
+  // A truncated file is an error naming it, in this mode too.
+  std::filesystem::resize_file(dir + "/model.safetensors", 100);
   try {
-    load_model(model_path, int8);
-    ADD_FAILURE() << "a llama2c model loaded with int8 prefill tables";
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("apply to an exported packed model"), std::string::npos) << e.what();
+    load_model(dir, read);
+    ADD_FAILURE() << "a truncated model.safetensors loaded";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
+  }
+}
+
+// The load options of exported packed models only (int8 prefill tables, --nommap) are refused for a llama2c model,
+// each with an error that says so.
+TEST(Export, PackedOnlyLoadOptionsRefusedForAModelWithoutPackedLinears) {
+  BMOS_REQUIRE_DATA(model_path, "models/stories260K/stories260K.bin");
+  LoadOptions int8, read;
+  int8.prefill_tables = kernels::LutPrecision::kInt8;
+  read.map_weights = false;
+  for (const auto& [options, message] : {std::pair<LoadOptions, std::string>{int8, "apply to an exported packed model"},
+                                         {read, "(--nommap) applies to an exported packed model"}}) {
+    try {
+      load_model(model_path, options);
+      ADD_FAILURE() << "a llama2c model loaded with a packed-only option; expected: " << message;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
   }
 }
 

@@ -75,10 +75,14 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   } else if (out.format == "checkpoint") {
     out.model = load_model_files(path);
   } else if (out.format == "packed") {
-    out.model = load_packed_model(path).model;
+    out.model = load_packed_model(path, options.map_weights).model;
   } else {
     throw std::runtime_error(path + ": model format '" + out.format + "' cannot be loaded by this build");
   }
+  if (!options.map_weights && out.format != "packed")
+    throw std::invalid_argument("reading the weights into huge pages instead of mapping them (--nommap) applies to an "
+                                "exported packed model; " + path + " is a " + out.format +
+                                " model, whose weights are always read into memory");
   if (out.format == "llama2c" || out.format == "checkpoint") out.model->to(options.device, options.dtype);
   if (out.format == "packed") out.model->to(options.device);  // its dtypes are the file's
   if (options.prefill_tables != kernels::LutPrecision::kFp32) {

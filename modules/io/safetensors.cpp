@@ -69,7 +69,7 @@ uint64_t header_uint(const nlohmann::json& v, const std::string& path, const std
 }  // namespace
 
 // ------------------------------------------------------------------------------------------------------------ reader
-SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+SafetensorsFile::SafetensorsFile(const std::string& path, bool map) : path_(path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(path, std::string("cannot open: ") + std::strerror(errno) + " (check the path)");
   struct stat st {};
@@ -82,13 +82,45 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     ::close(fd);
     fail(path, "only " + std::to_string(file_size) + " bytes; a safetensors file starts with an 8-byte header length");
   }
-  void* m = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);  // the mapping keeps the file alive
-  if (m == MAP_FAILED) fail(path, std::string("mmap failed: ") + std::strerror(errno));
-  map_ = static_cast<const unsigned char*>(m);
+  if (map) {
+    void* m = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    ::close(fd);  // the mapping keeps the file alive
+    if (m == MAP_FAILED) fail(path, std::string("mmap failed: ") + std::strerror(errno));
+    map_ = static_cast<const unsigned char*>(m);
+    // Unmapped with the last owner: this object (also when a check below throws) or a Mapped::keep.
+    mapping_ =
+        std::shared_ptr<const void>(m, [file_size](const void* p) { ::munmap(const_cast<void*>(p), file_size); });
+  } else {
+    // Anonymous memory from a 2 MB boundary, advised for transparent huge pages (advice only: 4 KB pages where THP
+    // is off), read whole, then made read-only like the mapping.
+    constexpr uint64_t kHuge = uint64_t{2} << 20;
+    const uint64_t span = (file_size + kHuge - 1) / kHuge * kHuge, reserved = span + kHuge;
+    void* raw = ::mmap(nullptr, reserved, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) {
+      const int err = errno;
+      ::close(fd);
+      fail(path, "cannot allocate " + std::to_string(file_size) + " bytes to read the file into (--nommap): " +
+                     std::strerror(err));
+    }
+    mapping_ = std::shared_ptr<const void>(raw, [reserved](const void* p) { ::munmap(const_cast<void*>(p), reserved); });
+    auto* m = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(raw) + kHuge - 1) & ~(kHuge - 1));
+    ::madvise(m, span, MADV_HUGEPAGE);
+    for (uint64_t done = 0; done < file_size;) {
+      const ssize_t r = ::pread(fd, m + done, std::min<uint64_t>(file_size - done, uint64_t{1} << 30),
+                                static_cast<off_t>(done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        const std::string why = r < 0 ? std::strerror(errno) : "the file ended early";
+        ::close(fd);
+        fail(path, "read failed at byte " + std::to_string(done) + ": " + why);
+      }
+      done += static_cast<uint64_t>(r);
+    }
+    ::close(fd);
+    ::mprotect(m, span, PROT_READ);
+    map_ = m;
+  }
   map_size_ = file_size;
-  // Unmapped with the last owner: this object (also when a check below throws) or a Mapped::keep.
-  mapping_ = std::shared_ptr<const void>(m, [file_size](const void* p) { ::munmap(const_cast<void*>(p), file_size); });
 
   // -------------------------------------------------------------------- header length and JSON, before any data
   uint64_t header_len = 0;

@@ -7,7 +7,8 @@
 //
 // The reader checks the whole header against the file size (header length, every dtype, shape x itemsize ==
 // end - begin, offsets inside the buffer, no two tensors overlapping) before it touches any tensor data, then maps
-// the file (mmap) so a multi-GB file is never read whole: each `load` copies one tensor out.
+// the file (mmap) so a multi-GB file is never read whole: each `load` copies one tensor out (or, opened with
+// map = false, reads it whole into memory).
 //
 // dtypes: F32, F16, BF16, I64, I32, U32, I8, U8, BOOL. torch 1.13 has no uint32, so a U32 tensor loads as an int32
 // tensor with the same bits (info().dtype still says "U32"); to write one, pass an int32 tensor with dtype "U32".
@@ -30,7 +31,10 @@ namespace bmos {
 class SafetensorsFile : public TensorFileReader {
  public:
   // Opens, validates and maps `path`. Throws std::runtime_error naming the file (and the tensor) on any defect.
-  explicit SafetensorsFile(const std::string& path);
+  // map = false reads the whole file into anonymous memory advised for transparent huge pages instead (2 MB pages:
+  // far fewer TLB misses when every weight is streamed per token, as in decode; a file mapping uses 4 KB pages),
+  // at the cost of reading it all at open and holding it resident. mapped() then points into that memory.
+  explicit SafetensorsFile(const std::string& path, bool map = true);
   ~SafetensorsFile() override;
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;

@@ -52,7 +52,7 @@ std::string shape_text(const std::vector<int64_t>& s) {
 
 }  // namespace
 
-PackedModel load_packed_model(const std::string& dir) {
+PackedModel load_packed_model(const std::string& dir, bool map) {
   const fs::path root(dir);
   const std::string config_path = (root / "config.json").string();
   std::ifstream in(config_path);
@@ -71,7 +71,7 @@ PackedModel load_packed_model(const std::string& dir) {
   const PackedQuantization& q = out.quantization;
   const LlamaConfig config = llama_config_from_hf_json(cj, config_path);
 
-  const SafetensorsFile file((root / "model.safetensors").string());
+  const SafetensorsFile file((root / "model.safetensors").string(), map);
   auto fail = [&](const std::string& what) -> void { throw std::runtime_error(file.path() + ": " + what); };
 
   // Which linears are packed, read from the tensors present; checked against the quantization section.

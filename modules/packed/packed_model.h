@@ -24,7 +24,8 @@ struct PackedModel {
   int64_t mapped_bytes = 0;   // weights used in place from the file's mapping (sign bits, int8 codes)
 };
 
-PackedModel load_packed_model(const std::string& dir);
+// map = false reads model.safetensors into huge-page memory instead of mapping it (SafetensorsFile; `bmos ... --nommap`).
+PackedModel load_packed_model(const std::string& dir, bool map = true);
 
 // int8 rows with one scale each: scale = max |row| / 127 (rounded to scale_dtype first, so the stored scale is the
 // one the codes were made with), code = round(w / scale). Returns {codes (R, C) int8, scale (R) fp32}.

@@ -14,6 +14,7 @@ DECLARE_string(model);      // model path: llama2.c .bin, HF folder, training ch
 DECLARE_string(tokenizer);  // tokenizer path (.model, tokenizer.bin, GPT-2 folder/tokenizer.json)
 DECLARE_int32(threads);     // CPU threads (0 = all cores)
 DECLARE_string(device);     // cpu | cuda | cuda:N
+DECLARE_bool(mmap);  // false (--nommap): read an exported packed model into huge pages instead of mapping it
 DECLARE_string(prefill_tables);  // fp32 | int8: the packed linears' lookup tables for 2 or more tokens
 DECLARE_uint64(seed);       // RNG seed
 DECLARE_string(out);        // output folder (bmos export, bmos init-model); an earlier output there is replaced

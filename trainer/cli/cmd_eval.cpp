@@ -140,6 +140,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   LoadOptions load;
   load.device = device_from_flag();
   load.prefill_tables = prefill_tables_from_flag();
+  load.map_weights = FLAGS_mmap;
   LoadedModel loaded = load_model(resolve_model_path(model_path), load);
   if (!model_note.empty()) std::fprintf(stderr, "[eval] %s\n", model_note.c_str());
   if (tok_path.empty()) tok_path = loaded.tokenizer;
