@@ -65,6 +65,15 @@ Llama load_hf_streaming(const std::string& path, const LoadOptions& o) {
 LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   LoadedModel out;
   out.format = detect_model_format(path);
+  // Checked before anything loads (a large model would otherwise load first, then fail).
+  if (!options.map_weights && out.format != "packed")
+    throw std::invalid_argument("reading the weights into huge pages instead of mapping them (--nommap) applies to an "
+                                "exported packed model; " + path + " is a " + out.format +
+                                " model, whose weights are always read into memory");
+  if (options.prefill_tables != kernels::LutPrecision::kFp32 && (out.format != "packed" || !options.device.is_cpu()))
+    throw std::invalid_argument(std::string("prefill tables ") + kernels::lut_precision_name(options.prefill_tables) +
+                                " apply to an exported packed model on the CPU; " + path + " is a " + out.format +
+                                " model on " + options.device.str());
   if (out.format == "hf") {
     torch::NoGradGuard no_grad;
     out.model = load_hf_streaming(path, options);
@@ -79,17 +88,9 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
   } else {
     throw std::runtime_error(path + ": model format '" + out.format + "' cannot be loaded by this build");
   }
-  if (!options.map_weights && out.format != "packed")
-    throw std::invalid_argument("reading the weights into huge pages instead of mapping them (--nommap) applies to an "
-                                "exported packed model; " + path + " is a " + out.format +
-                                " model, whose weights are always read into memory");
   if (out.format == "llama2c" || out.format == "checkpoint") out.model->to(options.device, options.dtype);
   if (out.format == "packed") out.model->to(options.device);  // its dtypes are the file's
   if (options.prefill_tables != kernels::LutPrecision::kFp32) {
-    if (out.format != "packed" || !options.device.is_cpu())
-      throw std::invalid_argument(std::string("prefill tables ") + kernels::lut_precision_name(options.prefill_tables) +
-                                  " apply to an exported packed model on the CPU; " + path + " is a " + out.format +
-                                  " model on " + options.device.str());
     for (const auto& m : out.model->modules())
       if (auto packed = std::dynamic_pointer_cast<PackedBinaryMoSLinearImpl>(m))
         packed->set_prefill_tables(options.prefill_tables);
