@@ -39,7 +39,8 @@ void split(int64_t n, int64_t step, int part, int parts, int64_t* begin, int64_t
 float* thread_scratch(const PreparedBinaryMatrix& B) {
   thread_local AlignedBuffer<float> scratch;
   const int64_t fp32 = detail::kMaxTokenTile * B.words_per_row() * detail::kLut5PerWord;
-  const int64_t int8_bytes = detail::kInt8TokenTile * B.words_per_row() * (detail::kLut8PerWord + 8);
+  const int64_t int8_bytes = detail::kInt8TokenTile * B.words_per_row() * (detail::kLut8PerWord + 8) +
+                             B.words_per_row() * detail::kInt8BuildFloatsPerWord * 4;
   return scratch.at_least(static_cast<std::size_t>(std::max(fp32, (int8_bytes + 3) / 4)));
 }
 

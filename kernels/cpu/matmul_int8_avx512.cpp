@@ -21,10 +21,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 #include "kernels/cpu/matmul_job.h"
 
@@ -40,7 +38,8 @@ namespace {
 // (binary_matmul_int8_ref); returns the token's scale amax / 127 / 128. Two passes, a word (8 groups) at a time:
 // the group maxima and amax, then the refinements and the rounded entries. Before this was vectorised per word,
 // the scalar group loop took a third of the kernel's time at 128 tokens of 4096 x 4096.
-float build_tables(const float* x, int64_t K, int64_t words, int8_t* out, uint8_t* weights) {
+// work: words * kInt8BuildFloatsPerWord floats.
+float build_tables(const float* x, int64_t K, int64_t words, int8_t* out, uint8_t* weights, float* work) {
   const __m512 sa = _mm512_setr_ps(-1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1);
   const __m512 sb = _mm512_setr_ps(-1, -1, 1, 1, -1, -1, 1, 1, -1, -1, 1, 1, -1, -1, 1, 1);
   const __m512 sc = _mm512_setr_ps(-1, -1, -1, -1, 1, 1, 1, 1, -1, -1, -1, -1, 1, 1, 1, 1);
@@ -55,10 +54,8 @@ float build_tables(const float* x, int64_t K, int64_t words, int8_t* out, uint8_
   // Pass 1: each group's 4 inputs (0 past K), transposed to inputs[32w + 8b + g], and its largest |entry|: the
   // all-signs-matching sum |x0| + |x1| + |x2| + |x3|, added in the same order (rounding is monotonic, so no other
   // entry rounds larger): the reference's max over the 16 entries.
-  thread_local std::vector<float> scratch;
-  scratch.resize(static_cast<size_t>(words) * 40);
-  float* inputs = scratch.data();           // words x 4 x 8
-  float* gmax = inputs + words * 32;        // words x 8
+  float* inputs = work;               // words x 4 x 8
+  float* gmax = inputs + words * 32;  // words x 8
   const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7FFFFFFF));
   __m512 amax16 = _mm512_setzero_ps();
   for (int64_t w = 0; w < words; ++w) {
@@ -179,12 +176,14 @@ void matmul_int8_avx512(const MatmulJob& job) {
   const int64_t table_stride = job.words_per_row * kLut8PerWord;  // bytes per token, a multiple of 64
   int8_t* tables = reinterpret_cast<int8_t*>(job.scratch);
   uint8_t* weights = reinterpret_cast<uint8_t*>(tables + kInt8TokenTile * table_stride);  // 8 per word and token
+  float* work = reinterpret_cast<float*>(weights + kInt8TokenTile * job.words_per_row * 8);  // build_tables'
+
   for (int64_t m0 = job.m_begin; m0 < job.m_end; m0 += kInt8TokenTile) {
     const int64_t mt = job.m_end - m0 < kInt8TokenTile ? job.m_end - m0 : kInt8TokenTile;
     float scales[kInt8TokenTile];
     for (int64_t t = 0; t < mt; ++t)
       scales[t] = build_tables(job.x + (m0 + t) * job.K, job.K, job.words_per_row, tables + t * table_stride,
-                               weights + t * job.words_per_row * 8);
+                               weights + t * job.words_per_row * 8, work);
     switch (mt) {
       case 8: token_tile<8>(job, m0, tables, table_stride, weights, scales); break;
       case 7: token_tile<7>(job, m0, tables, table_stride, weights, scales); break;

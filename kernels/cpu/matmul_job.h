@@ -29,6 +29,8 @@ constexpr int kMaxTokenTile = 2;
 // kLut8PerWord bytes (8 groups x 16 int8 entries) per word.
 constexpr int kInt8TokenTile = 8;
 constexpr int64_t kLut8PerWord = 8 * 16;
+// Floats per word of one token's table build (its transposed inputs, 4 x 8, and its group maxima, 8).
+constexpr int64_t kInt8BuildFloatsPerWord = 40;
 
 struct MatmulJob {
   const packed::Word* tiles;  // tile 0 of a PreparedBinaryMatrix
@@ -40,7 +42,8 @@ struct MatmulJob {
   // This thread's part: tokens [m_begin, m_end) x row tiles [tile_begin, tile_end) (16 rows each, clipped to N).
   int64_t m_begin, m_end, tile_begin, tile_end;
   // 64-byte aligned, private to the thread: kMaxTokenTile * words_per_row * kLut5PerWord floats (the int8 kernel:
-  // kInt8TokenTile * words_per_row * (kLut8PerWord + 8) bytes: the tables, then 8 group weights per word).
+  // kInt8TokenTile * words_per_row * (kLut8PerWord + 8) bytes: the tables, then 8 group weights per word, then
+  // words_per_row * kInt8BuildFloatsPerWord floats of table-build work).
   float* scratch;
 };
 

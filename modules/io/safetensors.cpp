@@ -82,14 +82,16 @@ SafetensorsFile::SafetensorsFile(const std::string& path, bool map) : path_(path
     ::close(fd);
     fail(path, "only " + std::to_string(file_size) + " bytes; a safetensors file starts with an 8-byte header length");
   }
+  // The memory is unmapped with its last owner: this object (also when a check below throws) or a Mapped::keep.
+  auto own = [this](void* p, uint64_t bytes) {
+    mapping_ = std::shared_ptr<const void>(p, [bytes](const void* q) { ::munmap(const_cast<void*>(q), bytes); });
+  };
   if (map) {
     void* m = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
     ::close(fd);  // the mapping keeps the file alive
     if (m == MAP_FAILED) fail(path, std::string("mmap failed: ") + std::strerror(errno));
     map_ = static_cast<const unsigned char*>(m);
-    // Unmapped with the last owner: this object (also when a check below throws) or a Mapped::keep.
-    mapping_ =
-        std::shared_ptr<const void>(m, [file_size](const void* p) { ::munmap(const_cast<void*>(p), file_size); });
+    own(m, file_size);
   } else {
     // Anonymous memory from a 2 MB boundary, advised for transparent huge pages (advice only: 4 KB pages where THP
     // is off), read whole, then made read-only like the mapping.
@@ -102,7 +104,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path, bool map) : path_(path
       fail(path, "cannot allocate " + std::to_string(file_size) + " bytes to read the file into (--nommap): " +
                      std::strerror(err));
     }
-    mapping_ = std::shared_ptr<const void>(raw, [reserved](const void* p) { ::munmap(const_cast<void*>(p), reserved); });
+    own(raw, reserved);
     auto* m = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(raw) + kHuge - 1) & ~(kHuge - 1));
     ::madvise(m, span, MADV_HUGEPAGE);
     for (uint64_t done = 0; done < file_size;) {

@@ -24,7 +24,7 @@ struct PackedModel {
   int64_t mapped_bytes = 0;   // weights used in place from the file's mapping (sign bits, int8 codes)
 };
 
-// map = false reads model.safetensors into huge-page memory instead of mapping it (SafetensorsFile; `bmos ... --nommap`).
+// map = false reads model.safetensors into huge-page memory instead of mapping it (SafetensorsFile; `--nommap`).
 PackedModel load_packed_model(const std::string& dir, bool map = true);
 
 // int8 rows with one scale each: scale = max |row| / 127 (rounded to scale_dtype first, so the stored scale is the

@@ -4,8 +4,8 @@
 //   bmos export --from-teacher /big/l7 --out /big/l7-e4 --embedding_bits 8 --tokenizer .../tokenizer.model
 //   BMOS_DECODE_MODEL=/big/l7-e4 build/bmos_bench --benchmark_filter='Dram|Decode|Prefill'
 // Without it the benchmarks are skipped with a message; with BMOS_DECODE_NOMMAP=1 the model is read into huge-page
-// memory instead of mapped (LoadOptions::map_weights = false, `--nommap`). Arg = threads (BM_Decode: threads, then raw = 1 for the raw
-// one-token path of modules/decode_step.h, 0 for the torch ops it replaces).
+// memory instead of mapped (LoadOptions::map_weights = false, `--nommap`). Arg = threads (BM_Decode: threads, then
+// raw = 1 for the raw one-token path of modules/decode_step.h, 0 for the torch ops it replaces).
 //   BM_DramRead/T   sums a 2 GiB buffer (far past L3) on T threads: read GB/s (loads the model first).
 //   BM_Decode/T     one token at a time after a 16-token prompt (positions 16..47): tok/s; bytes/token = what one
 //                   token must read (packed bits, scales, routers, biases, the head, norms, the KV cache at the mean
