@@ -9,7 +9,9 @@
 //   BM_DramRead/T   sums a 2 GiB buffer (far past L3) on T threads: read GB/s (loads the model first).
 //   BM_Decode/T     one token at a time after a 16-token prompt (positions 16..47): tok/s; bytes/token = what one
 //                   token must read (packed bits, scales, routers, biases, the head, norms, the KV cache at the mean
-//                   position); roofline_tok/s = DRAM read bandwidth (BM_DramRead's probe, same T, the better of one
+//                   position); gemv_cache_GB/s = the packed GEMV's own ceiling on T threads: the weight bytes
+//                   per second it consumes when they sit in cache (a 2048 x 4096 matrix, 1.1 MB), so a reader sees
+//                   whether the kernel's arithmetic or DRAM bounds decode; roofline_tok/s = DRAM read bandwidth (BM_DramRead's probe, same T, the better of one
 //                   just before and one just after the tokens) / bytes per token; share = tok/s / roofline; the time
 //                   split in % (packed linears, head, the rest: attention, norms, embeddings, torch overhead);
 //                   load_s and rss_GB right after load (a format_version 2 folder is mapped: its weights page in as
@@ -35,7 +37,9 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include "kernels/cpu/binary_matmul.h"
 #include "kernels/cpu/cpu_isa.h"
+#include "kernels/packed_format.h"
 #include "modules/io/model_loader.h"
 #include "modules/packed/int8_rows_linear.h"
 #include "modules/packed/packed_binarymos_linear.h"
@@ -195,6 +199,27 @@ double dram_read_gbs(int threads, int reps = 3) {
   return best;
 }
 
+// The one-token packed product's consumption of weights in cache (see gemv_cache_GB/s above): best of 5 rounds of
+// 100 products of a random 2048 x 4096 matrix on `threads` threads (the decode's kernel and thread pool).
+double gemv_in_cache_gbs(int threads) {
+  static const kernels::PreparedBinaryMatrix B = [] {
+    std::vector<packed::Word> bits(packed::packed_words(2048, 4096));
+    uint64_t s = 1;
+    for (auto& w : bits) s = s * 6364136223846793005ull + 1442695040888963407ull, w = packed::Word(s >> 32);
+    return kernels::PreparedBinaryMatrix(bits.data(), 2048, 4096);
+  }();
+  std::vector<float> x(4096, 0.5f), y(2048);
+  for (int i = 0; i < 20; ++i) kernels::binary_matmul(B, x.data(), 1, y.data(), threads);
+  double best = 0;
+  for (int r = 0; r < 5; ++r) {
+    const auto t0 = Clock::now();
+    for (int i = 0; i < 100; ++i) kernels::binary_matmul(B, x.data(), 1, y.data(), threads);
+    best = std::max(best, 100.0 * B.bytes() / std::chrono::duration<double>(Clock::now() - t0).count() / 1e9);
+  }
+  benchmark::DoNotOptimize(y.data());
+  return best;
+}
+
 void BM_DramRead(benchmark::State& state) {
   loaded();  // the model first, so its resident memory is measured before this buffer exists
   double gbs = 0;
@@ -234,6 +259,7 @@ void BM_Decode(benchmark::State& state) {
   state.counters["ms/token"] = 1e3 / tok_s;
   state.counters["bytes/token_GB"] = bytes / 1e9;
   state.counters["dram_GB/s"] = gbs;
+  state.counters["gemv_cache_GB/s"] = gemv_in_cache_gbs(static_cast<int>(state.range(0)));
   state.counters["roofline_tok/s"] = gbs * 1e9 / bytes;
   state.counters["share_%"] = 100.0 * tok_s / (gbs * 1e9 / bytes);
   state.counters["linears_%"] = 100.0 * linear_s / decode_s;
