@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <string>
 
+#include "kernels/cpu/cpu_isa.h"
+#include "modules/blas_kernels.h"
 #include "tests/test_util.h"
 
 namespace bmos {
@@ -14,8 +16,8 @@ struct CliRun {
   std::string output;  // stdout and stderr
 };
 
-CliRun bmos(const std::string& args) {
-  const std::string cmd = "OMP_WAIT_POLICY=PASSIVE " + test::build_dir() + "/bmos " + args + " 2>&1";
+CliRun bmos(const std::string& args, const std::string& env = "") {
+  const std::string cmd = env + " OMP_WAIT_POLICY=PASSIVE " + test::build_dir() + "/bmos " + args + " 2>&1";
   CliRun r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -25,6 +27,36 @@ CliRun bmos(const std::string& args) {
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   std::printf("$ bmos %s -> %d\n%s", args.c_str(), r.status, r.output.c_str());
   return r;
+}
+
+// OpenBLAS falls back to its SSE3 kernels on a CPU newer than it: bmos then restarts itself with OPENBLAS_CORETYPE set
+// to the kernels the CPU can run, never over a value the user set (modules/blas_kernels.h).
+TEST(Cli, BlasFixOnlyReplacesAFallbackOnACpuThatCanDoBetter) {
+  EXPECT_EQ(blas_core_fix("Prescott", true, true), "SkylakeX");
+  EXPECT_EQ(blas_core_fix("PRESCOTT", true, false), "Haswell");
+  EXPECT_EQ(blas_core_fix("Sandybridge", true, false), "Haswell");  // AVX without AVX2 kernels
+  EXPECT_EQ(blas_core_fix("Nehalem", true, true), "SkylakeX");
+  for (const char* known : {"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"})
+    EXPECT_EQ(blas_core_fix(known, true, true), "") << known << " is OpenBLAS's own choice for a CPU it knows";
+  EXPECT_EQ(blas_core_fix("Prescott", false, false), "") << "a CPU without AVX2 keeps the SSE3 kernels";
+  EXPECT_EQ(blas_core_fix("", true, true), "") << "no OpenBLAS in the process";
+}
+
+TEST(Cli, RestartsWithTheBlasFixOnlyWhenOpenBlasFellBackAndNothingWasSet) {
+  const bool avx512 = kernels::cpu_supports(kernels::CpuIsa::kAvx512);
+  const CliRun natural = bmos("--help", "env -u OPENBLAS_CORETYPE");
+  EXPECT_EQ(natural.status, 0);
+  EXPECT_EQ(natural.output.find("usage:"), natural.output.rfind("usage:")) << "the help printed once";
+  const size_t at = natural.output.find("restarting with OPENBLAS_CORETYPE=");
+  if (at != std::string::npos) {  // OpenBLAS did not know this CPU
+    EXPECT_HAS(natural.output, std::string("OPENBLAS_CORETYPE=") + (avx512 ? "SkylakeX" : "Haswell") + " (");
+    EXPECT_EQ(natural.output.find("could not restart"), std::string::npos);
+  } else {
+    std::printf("(OpenBLAS knows this CPU: no restart to check)\n");
+  }
+  const CliRun chosen = bmos("--help", "OPENBLAS_CORETYPE=Prescott");
+  EXPECT_EQ(chosen.status, 0);
+  EXPECT_EQ(chosen.output.find("restarting"), std::string::npos) << "the user's OPENBLAS_CORETYPE is kept";
 }
 
 TEST(Cli, HelpOfASubcommandListsItsOwnFlagsOnly) {

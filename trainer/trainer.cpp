@@ -16,6 +16,7 @@
 #include <ATen/Parallel.h>
 
 #include "data/hash.h"
+#include "modules/blas_kernels.h"
 #include "modules/build_info.h"
 #include "modules/device.h"
 #include "modules/io/model_loader.h"
@@ -614,7 +615,8 @@ void Trainer::cleanup(TrainSummary& summary) {
               {"teacher_ppl", summary.teacher_ppl}, {"checkpoint", summary.checkpoint},
               {"interrupted", summary.interrupted}, {"world_size", group_->world()},
               {"comm_seconds", summary.comm_seconds},
-              {"commit", build_commit()}, {"dirty", build_dirty()}};  // the sources that trained it (build_info.h)
+              {"commit", build_commit()}, {"dirty", build_dirty()},  // the sources that trained it (build_info.h)
+              {"blas", openblas_core()}};  // and the kernels of torch's fp32 matmuls (blas_kernels.h)
   std::ofstream(fs::path(job_.run.out_dir) / "summary.json") << out.dump(2) << "\n";
 }
 

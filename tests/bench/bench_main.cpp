@@ -4,6 +4,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "modules/blas_kernels.h"
 #include "tests/bench/bench_ratio.h"
 
 namespace bmos::bench {
@@ -47,6 +48,7 @@ class RatioReporter : public benchmark::ConsoleReporter {
 }  // namespace bmos::bench
 
 int main(int argc, char** argv) {
+  bmos::restart_with_blas_fix(argv);  // the torch fp32 rows are measured with the kernels bmos itself would use
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   bmos::bench::RatioReporter reporter;

@@ -13,6 +13,7 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include "modules/blas_kernels.h"
 #include "trainer/cli/commands.h"
 
 DECLARE_bool(help);
@@ -100,6 +101,7 @@ bool check_flags(const Subcommand& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  bmos::restart_with_blas_fix(argv);  // first: OpenBLAS reads OPENBLAS_CORETYPE only when it loads
   // Flags may be spelled with dashes (--from-teacher): gflags knows them with underscores (--from_teacher).
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--", 2) != 0) continue;

@@ -146,7 +146,8 @@ struct JobConfig {
 };
 
 // teacher.dtype resolved: true for bf16. auto is bf16 on CUDA and on CPUs with bf16 dot products (3.3x faster than
-// fp32 there, bmos_bench TeacherForward), fp32 on other CPUs (bf16 is emulated there).
+// fp32 on a Zen 4 core, bmos_bench TeacherForward; but 1.6x slower than OpenBLAS's SkylakeX fp32 kernels on an
+// Emerald Rapids Xeon without AMX, README), fp32 on other CPUs (bf16 is emulated there).
 bool teacher_bf16(const std::string& dtype, bool cuda);
 // train.logit_chunk resolved: tokens per KD-loss chunk (auto: 256 MiB of fp32 logits at this vocabulary), or 0 when
 // the KD loss takes the whole batch at once (-1).
