@@ -11,9 +11,10 @@
 //                   token must read (packed bits, scales, routers, biases, the head, norms, the KV cache at the mean
 //                   position); gemv_cache_GB/s = the packed GEMV's own ceiling on T threads: the weight bytes
 //                   per second it consumes when they sit in cache (a 2048 x 4096 matrix, 1.1 MB), so a reader sees
-//                   whether the kernel's arithmetic or DRAM bounds decode; roofline_tok/s = DRAM read bandwidth (BM_DramRead's probe, same T, the better of one
-//                   just before and one just after the tokens) / bytes per token; share = tok/s / roofline; the time
-//                   split in % (packed linears, head, the rest: attention, norms, embeddings, torch overhead);
+//                   whether the kernel's arithmetic or DRAM bounds decode; roofline_tok/s = DRAM read bandwidth
+//                   (BM_DramRead's probe, same T, the better of one just before and one just after the tokens) /
+//                   bytes per token; share = tok/s / roofline; the time split in % (packed linears, head, the
+//                   rest: attention, norms, embeddings, torch overhead);
 //                   load_s and rss_GB right after load (a format_version 2 folder is mapped: its weights page in as
 //                   they are first used), then first_token_s and rss1_GB after one token has touched every weight
 //                   (the page-in: from the page cache when the file was read recently, else from disk).
