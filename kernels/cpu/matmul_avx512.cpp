@@ -21,10 +21,13 @@ namespace {
 
 constexpr int kGroupsPerWord = 6;
 // The GEMV prefetches each tile's word this many 64-byte lines ahead: with weights out of cache (decode of a real
-// model) the 8 tile streams otherwise wait on DRAM. Measured here (Xeon, bmos_bench BM_PackedMatmulCold_Avx512/M:1,
-// same-run A/B, two rounds): 4 lines ahead took 11008x4096 from 587-621 to 516-549 us on 1 thread and 326-341 to
-// 285-294 on 2; 8 lines was no better, 16 worse.
-constexpr int kPrefetchLines = 4;
+// model) the 8 tile streams otherwise wait on DRAM. In a block's last kPrefetchLines words it also prefetches the
+// first lines of the next block's 8 tiles, which would otherwise start cold. On the Xeon of sessions 5-11, 4 lines
+// ahead took 11008x4096 from 587-621 to 516-549 us on 1 thread (8 no better, 16 worse). On Zen 5 (the AMD EPYC of
+// session 13; out of cache, 5 interleaved rounds in one process, 3 shapes) 12 lines plus the next block's took
+// 1 thread from 24-25 to 28-31 GB/s of weights and 2 threads from 46-51 to 55-60 GB/s; 12 lines alone gained about
+// half of that, 8 and 16 lines with the next block a little less; in-cache speed unchanged.
+constexpr int kPrefetchLines = 12;
 constexpr int kGroupCols = 5;
 
 // The tables of one token (x: K floats) for words_per_row words: group g covers columns 5g .. 5g+4.
@@ -69,6 +72,12 @@ void tiles_kernel(const MatmulJob& job, int64_t t0, int64_t m0, const float* lut
       for (int r = 0; r < RT; ++r)
         _mm_prefetch(reinterpret_cast<const char*>(base + r * job.tile_stride + (w + kPrefetchLines) * 16),
                      _MM_HINT_T0);
+    if constexpr (MT == 1)  // (the next block's tiles: past the job's last tile they are another thread's or none)
+      if (w >= job.words_per_row - kPrefetchLines)
+        for (int r = 0; r < RT; ++r)
+          _mm_prefetch(reinterpret_cast<const char*>(base + (RT + r) * job.tile_stride +
+                                                     (w - (job.words_per_row - kPrefetchLines)) * 16),
+                       _MM_HINT_T0);
     const float* L = lut + w * kLut5PerWord;
 #pragma GCC unroll 6
     for (int g = 0; g < kGroupsPerWord; ++g) {
