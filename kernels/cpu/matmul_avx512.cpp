@@ -23,10 +23,11 @@ constexpr int kGroupsPerWord = 6;
 // The GEMV prefetches each tile's word this many 64-byte lines ahead: with weights out of cache (decode of a real
 // model) the 8 tile streams otherwise wait on DRAM. In a block's last kPrefetchLines words it also prefetches the
 // first lines of the next block's 8 tiles, which would otherwise start cold. On the Xeon of sessions 5-11, 4 lines
-// ahead took 11008x4096 from 587-621 to 516-549 us on 1 thread (8 no better, 16 worse). On Zen 5 (the AMD EPYC of
-// session 13; out of cache, 5 interleaved rounds in one process, 3 shapes) 12 lines plus the next block's took
-// 1 thread from 24-25 to 28-31 GB/s of weights and 2 threads from 46-51 to 55-60 GB/s; 12 lines alone gained about
-// half of that, 8 and 16 lines with the next block a little less; in-cache speed unchanged.
+// ahead took 11008x4096 from 587-621 to 516-549 us on 1 thread (8 no better, 16 worse). On a Zen 5 EPYC VM (out
+// of cache, the 3 shapes of bmos_bench, two runs of 5 interleaved rounds in one process) 12 lines plus the next
+// block's took 1 thread from 24-26 to 28-31 GB/s of weights and 2 threads from 46-51 to 55-60 GB/s (the second run,
+// on a busier host: 37-39 to 40-42); 12 lines alone gained about half of that, 8 and 16 lines with the next block
+// a little less; in-cache speed unchanged.
 constexpr int kPrefetchLines = 12;
 constexpr int kGroupCols = 5;
 
