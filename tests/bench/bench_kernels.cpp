@@ -4,6 +4,7 @@
 //   BM_PackedGemm_Avx512 vs BM_PackedGemm_Int8     the same with int8 tables (opt-in prefill, LutPrecision::kInt8)
 //   BM_BinaryMosLayer_Avx512 vs BM_TorchGemv       the fused layer (router, scales, binary GEMV), E = 4
 //   BM_PackedMatmulCold_Avx512                     M = 1, 16, 128 tokens at the three shapes, weights out of cache
+//   BM_LinearChain_{Gemv,Layer}                    the 224 products of a LLaMA-2-7B token, bare and as BinaryMoS layers
 // all with 1 and 2 threads. AVX2 is the required baseline, AVX-512 the default where the CPU has it (rows of an
 // ISA the CPU lacks are skipped with a message). bmos_bench's summary prints each packed row's ratio to the torch
 // row of the same arguments (bench_ratio.h); each packed row also carries counters: torch_us (that torch row, or
@@ -14,6 +15,7 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <map>
 #include <string>
@@ -210,6 +212,65 @@ void BM_PackedMatmulCold_Avx512(benchmark::State& state) {
   state.counters["matrices"] = static_cast<double>(set.mats.size());
 }
 
+// ------------------------------------------------------------------------------------------- a 7B token's products
+// The 224 packed products of one LLaMA-2-7B decode step, out of cache (32 layers of wq, wk, wv, wo at 4096x4096,
+// w1, w3 at 11008x4096 and w2 at 4096x11008, random bits, 0.87 GB), one pass per iteration, without the rest of the
+// model: BM_LinearChain_Gemv as bare products (binary_matmul), BM_LinearChain_Layer as BinaryMoS layers (E = 4:
+// router, input- and output-scale mixes, binarymos_forward). The difference is what a decoded token spends on its
+// scales; BM_Decode (bench_decode.cpp) measures the whole model. Counters: ms/token, GB/s (bytes the pass reads).
+struct ChainLinear {
+  PreparedBinaryMatrix B;
+  std::vector<float> router, s_in, s_out;  // (E, K), (E, K), (E, N)
+};
+
+const std::vector<ChainLinear>& linear_chain() {
+  static const std::vector<ChainLinear> chain = [] {
+    std::vector<ChainLinear> out;
+    uint64_t s = 0x9E3779B97F4A7C15ull;
+    auto next = [&] { return s = s * 6364136223846793005ull + 1442695040888963407ull; };
+    auto uniform = [&] { return static_cast<float>(next() >> 40) / float(1 << 24); };  // [0, 1)
+    std::vector<bmos::packed::Word> bits;
+    for (int layer = 0; layer < 32; ++layer)
+      for (auto [N, K] : {std::pair<int64_t, int64_t>{4096, 4096}, {4096, 4096}, {4096, 4096}, {4096, 4096},
+                          {11008, 4096}, {11008, 4096}, {4096, 11008}}) {
+        bits.resize(bmos::packed::packed_words(N, K));
+        for (auto& w : bits) w = bmos::packed::Word(next() >> 32);
+        ChainLinear l{PreparedBinaryMatrix(bits.data(), N, K), std::vector<float>(4 * K), std::vector<float>(4 * K),
+                      std::vector<float>(4 * N)};
+        for (auto& v : l.router) v = (uniform() - 0.5f) * 0.04f;
+        for (auto& v : l.s_in) v = uniform();
+        for (auto& v : l.s_out) v = uniform() * 0.01f;
+        out.push_back(std::move(l));
+      }
+    return out;
+  }();
+  return chain;
+}
+
+void linear_chain(benchmark::State& state, bool layers) {
+  const int threads = static_cast<int>(state.range(0));
+  const auto& chain = linear_chain();
+  std::vector<float> x(11008), y(11008);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.1f * static_cast<float>(i));
+  double bytes = 0;
+  for (const auto& l : chain)
+    bytes += double(l.B.bytes()) + (layers ? 4.0 * double(l.router.size() + l.s_in.size() + l.s_out.size()) : 0.0);
+  const Timing t = time_loop(state, [&] {
+    for (const auto& l : chain) {
+      if (layers)
+        bmos::kernels::binarymos_forward(l.B, 4, l.router.data(), l.s_in.data(), l.s_out.data(), nullptr, x.data(),
+                                         1, y.data(), threads);
+      else
+        bmos::kernels::binary_matmul(l.B, x.data(), 1, y.data(), threads);
+    }
+    benchmark::DoNotOptimize(y.data());
+  });
+  state.counters["ms/token"] = t.wall_us / 1e3;
+  state.counters["GB/s"] = bytes / t.wall_us / 1e3;
+}
+void BM_LinearChain_Gemv(benchmark::State& state) { linear_chain(state, false); }
+void BM_LinearChain_Layer(benchmark::State& state) { linear_chain(state, true); }
+
 // ---------------------------------------------------------------------------------------------- fused layer (decode)
 void BM_BinaryMosLayer_Avx512(benchmark::State& state) {
   const int64_t N = state.range(0), K = state.range(1), E = 4;
@@ -276,11 +337,14 @@ BENCHMARK(BM_PackedMatmulCold_Avx512)->Apply(cold_args);
 BENCHMARK(BM_PackedGemm_Avx512)->Apply(gemm_args);
 BENCHMARK(BM_PackedGemm_Avx2)->Apply(gemm_args);
 BENCHMARK(BM_PackedGemm_Int8)->Apply(gemm_args);
+BENCHMARK(BM_LinearChain_Gemv)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LinearChain_Layer)->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BMOS_BENCH_BASELINE(BM_PackedGemv_Avx512, BM_TorchGemv);
 BMOS_BENCH_BASELINE(BM_PackedGemv_Avx2, BM_TorchGemv);
 BMOS_BENCH_BASELINE(BM_BinaryMosLayer_Avx512, BM_TorchGemv);
 BMOS_BENCH_BASELINE(BM_PackedGemm_Avx512, BM_TorchGemm);
 BMOS_BENCH_BASELINE(BM_PackedGemm_Avx2, BM_TorchGemm);
 BMOS_BENCH_BASELINE(BM_PackedGemm_Int8, BM_PackedGemm_Avx512);
+BMOS_BENCH_BASELINE(BM_LinearChain_Layer, BM_LinearChain_Gemv);
 
 }  // namespace
