@@ -69,16 +69,15 @@ void tiles_kernel(const MatmulJob& job, int64_t t0, int64_t m0, const float* lut
   for (int64_t w = 0; w < job.words_per_row; ++w) {
     __m512i v[RT];
     for (int r = 0; r < RT; ++r) v[r] = _mm512_load_si512(base + r * job.tile_stride + w * 16);
-    if constexpr (MT == 1)  // (past a tile's last word it touches the next tile: harmless, a prefetch never faults)
+    if constexpr (MT == 1) {  // (past a tile's last word, or the job's last tile: harmless, a prefetch never faults)
       for (int r = 0; r < RT; ++r)
         _mm_prefetch(reinterpret_cast<const char*>(base + r * job.tile_stride + (w + kPrefetchLines) * 16),
                      _MM_HINT_T0);
-    if constexpr (MT == 1)  // (the next block's tiles: past the job's last tile they are another thread's or none)
-      if (w >= job.words_per_row - kPrefetchLines)
+      const int64_t next_line = w - (job.words_per_row - kPrefetchLines);  // of the next block's tiles
+      if (next_line >= 0)
         for (int r = 0; r < RT; ++r)
-          _mm_prefetch(reinterpret_cast<const char*>(base + (RT + r) * job.tile_stride +
-                                                     (w - (job.words_per_row - kPrefetchLines)) * 16),
-                       _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(base + (RT + r) * job.tile_stride + next_line * 16), _MM_HINT_T0);
+    }
     const float* L = lut + w * kLut5PerWord;
 #pragma GCC unroll 6
     for (int g = 0; g < kGroupsPerWord; ++g) {

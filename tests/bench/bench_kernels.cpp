@@ -15,7 +15,6 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
-#include <cmath>
 #include <ctime>
 #include <map>
 #include <string>
@@ -173,6 +172,14 @@ void packed_gemm(benchmark::State& state, CpuIsa isa,
 }
 
 // ------------------------------------------------------------------------------------------------ out of cache
+// The sign bits of a random N x K matrix (canonical layout) from a 64-bit LCG; `state` continues across calls.
+std::vector<bmos::packed::Word> random_bits(int64_t N, int64_t K, uint64_t& state) {
+  std::vector<bmos::packed::Word> bits(bmos::packed::packed_words(N, K));
+  for (auto& w : bits)
+    state = state * 6364136223846793005ull + 1442695040888963407ull, w = bmos::packed::Word(state >> 32);
+  return bits;
+}
+
 // The same products with the weights out of cache: a set of copies of one random matrix, 512 MiB in all (twice the
 // 260 MiB L3 this VM reports; more than any L3 we run on), used in turn, so every call reads its weights from DRAM
 // as a model's decode does. Counter GB/s = weight bytes read per second. Args M (tokens), N, K, threads.
@@ -187,9 +194,8 @@ ColdSet& cold_set(int64_t N, int64_t K) {
   if (cache.size() > 0 && !cache.count({N, K})) cache.clear();  // one shape's set at a time
   ColdSet& set = cache[{N, K}];
   if (set.mats.empty()) {
-    std::vector<bmos::packed::Word> bits(bmos::packed::packed_words(N, K));
-    uint64_t s = 0x9E3779B97F4A7C15ull;
-    for (auto& w : bits) s = s * 6364136223846793005ull + 1442695040888963407ull, w = bmos::packed::Word(s >> 32);
+    uint64_t seed = 0x9E3779B97F4A7C15ull;
+    const std::vector<bmos::packed::Word> bits = random_bits(N, K, seed);
     const PreparedBinaryMatrix first(bits.data(), N, K);
     const int64_t count = ((int64_t{512} << 20) + first.bytes() - 1) / first.bytes();
     for (int64_t i = 0; i < count; ++i) set.mats.emplace_back(bits.data(), N, K);
@@ -220,28 +226,21 @@ void BM_PackedMatmulCold_Avx512(benchmark::State& state) {
 // scales; BM_Decode (bench_decode.cpp) measures the whole model. Counters: ms/token, GB/s (bytes the pass reads).
 struct ChainLinear {
   PreparedBinaryMatrix B;
-  std::vector<float> router, s_in, s_out;  // (E, K), (E, K), (E, N)
+  torch::Tensor router, s_in, s_out;  // (E, K), (E, K), (E, N) fp32
 };
 
 const std::vector<ChainLinear>& linear_chain() {
   static const std::vector<ChainLinear> chain = [] {
+    constexpr int64_t E = 4;
+    torch::manual_seed(0);
+    uint64_t seed = 0x9E3779B97F4A7C15ull;
     std::vector<ChainLinear> out;
-    uint64_t s = 0x9E3779B97F4A7C15ull;
-    auto next = [&] { return s = s * 6364136223846793005ull + 1442695040888963407ull; };
-    auto uniform = [&] { return static_cast<float>(next() >> 40) / float(1 << 24); };  // [0, 1)
-    std::vector<bmos::packed::Word> bits;
     for (int layer = 0; layer < 32; ++layer)
       for (auto [N, K] : {std::pair<int64_t, int64_t>{4096, 4096}, {4096, 4096}, {4096, 4096}, {4096, 4096},
-                          {11008, 4096}, {11008, 4096}, {4096, 11008}}) {
-        bits.resize(bmos::packed::packed_words(N, K));
-        for (auto& w : bits) w = bmos::packed::Word(next() >> 32);
-        ChainLinear l{PreparedBinaryMatrix(bits.data(), N, K), std::vector<float>(4 * K), std::vector<float>(4 * K),
-                      std::vector<float>(4 * N)};
-        for (auto& v : l.router) v = (uniform() - 0.5f) * 0.04f;
-        for (auto& v : l.s_in) v = uniform();
-        for (auto& v : l.s_out) v = uniform() * 0.01f;
-        out.push_back(std::move(l));
-      }
+                          {11008, 4096}, {11008, 4096}, {4096, 11008}})  // wq wk wv wo w1 w3 w2
+        out.push_back({PreparedBinaryMatrix(random_bits(N, K, seed).data(), N, K),
+                       torch::randn({E, K}) / std::sqrt(static_cast<double>(K)), torch::rand({E, K}) * 0.1,
+                       torch::rand({E, N}) * 0.1});  // the scales of BM_BinaryMosLayer_Avx512
     return out;
   }();
   return chain;
@@ -250,18 +249,19 @@ const std::vector<ChainLinear>& linear_chain() {
 void linear_chain(benchmark::State& state, bool layers) {
   const int threads = static_cast<int>(state.range(0));
   const auto& chain = linear_chain();
-  std::vector<float> x(11008), y(11008);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.1f * static_cast<float>(i));
+  const auto x = torch::randn({11008});
+  std::vector<float> y(11008);
   double bytes = 0;
   for (const auto& l : chain)
-    bytes += double(l.B.bytes()) + (layers ? 4.0 * double(l.router.size() + l.s_in.size() + l.s_out.size()) : 0.0);
+    bytes += double(l.B.bytes()) + (layers ? 4.0 * double(l.router.numel() + l.s_in.numel() + l.s_out.numel()) : 0);
   const Timing t = time_loop(state, [&] {
     for (const auto& l : chain) {
       if (layers)
-        bmos::kernels::binarymos_forward(l.B, 4, l.router.data(), l.s_in.data(), l.s_out.data(), nullptr, x.data(),
-                                         1, y.data(), threads);
+        bmos::kernels::binarymos_forward(l.B, l.router.size(0), l.router.data_ptr<float>(), l.s_in.data_ptr<float>(),
+                                         l.s_out.data_ptr<float>(), nullptr, x.data_ptr<float>(), 1, y.data(),
+                                         threads);
       else
-        bmos::kernels::binary_matmul(l.B, x.data(), 1, y.data(), threads);
+        bmos::kernels::binary_matmul(l.B, x.data_ptr<float>(), 1, y.data(), threads);
     }
     benchmark::DoNotOptimize(y.data());
   });
