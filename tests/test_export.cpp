@@ -295,6 +295,26 @@ TEST(Export, RoundTripLogitsMatchTrainingGraph) {
     const torch::Tensor rest = loaded.model->forward_cached(tokens.slice(0, 0, 1).slice(1, 9, 17), cache);
     const double cache_err = max_rel(torch::cat({first, rest}, 1), got.slice(0, 0, 1));
     EXPECT_LE(cache_err, 1e-5) << "cached decode vs full forward";
+
+    // The packed linears keep the file's scale dtype, and give bitwise the logits of those scales widened to fp32.
+    const torch::ScalarType stored = torch_float_dtype(report.quantization.scale_dtype);
+    for (const auto& n : loaded.model->linear_names())
+      if (auto p = std::dynamic_pointer_cast<PackedBinaryMoSLinearImpl>(loaded.model->get_linear(n))) {
+        EXPECT_EQ(p->s_in.scalar_type(), stored) << n;
+        EXPECT_EQ(p->s_out.scalar_type(), stored) << n;
+        if (p->router.defined()) EXPECT_EQ(p->router.scalar_type(), stored) << n;
+      }
+    if (stored != torch::kFloat) {
+      Llama widened = load_model(dir + "/out").model;
+      for (const auto& n : widened->linear_names())
+        if (auto p = std::dynamic_pointer_cast<PackedBinaryMoSLinearImpl>(widened->get_linear(n))) {
+          p->to(torch::kFloat);
+          ASSERT_EQ(p->s_out.scalar_type(), torch::kFloat) << n;
+        }
+      EXPECT_TRUE(widened->forward(tokens).logits.equal(got)) << "16-bit scales vs the same scales as fp32";
+      KVCache wc = widened->new_cache(1, 9);
+      EXPECT_TRUE(widened->forward_cached(tokens.slice(0, 0, 1).slice(1, 0, 9), wc).equal(first));
+    }
   }
 }
 

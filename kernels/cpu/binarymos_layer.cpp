@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -9,32 +10,156 @@
 #include "kernels/cpu/binary_matmul.h"
 #include "kernels/cpu/target_clones.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+// GCC 12 false positive: the intrinsics' _mm512_undefined_*() self-initialises a variable on purpose.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 namespace bmos::kernels {
 
 namespace {
-// a . b over K floats in 16 independent partial sums: a single running sum cannot be vectorized without
-// reordering it and is add-latency bound (~14 us for E = 4 router rows of K = 4096, a quarter of the binary GEMV).
-BMOS_CLONES float dot(const float* a, const float* b, int64_t K) {
-  float part[16] = {};
+
+// Scale values as stored: fp32, or the bit patterns of fp16 / bf16.
+struct F16 {
+  uint16_t bits;
+};
+struct BF16 {
+  uint16_t bits;
+};
+
+inline float widen(float v) { return v; }
+inline float widen(BF16 h) {
+  const uint32_t u = uint32_t{h.bits} << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+// Exact for every fp16 value (subnormals, infinities and NaNs included) in plain integer and float operations, so the
+// loops that call it vectorise in every BMOS_CLONES target (GCC 12's _Float16 calls a library function per value):
+// the exponent and mantissa bits moved into place and rebiased; an fp16 subnormal is renormalised by subtracting
+// 2^-14 (a subtraction of two normal fp32 numbers, exact, and immune to denormals-are-zero).
+inline float widen(F16 h) {
+  constexpr uint32_t kExp = 0x7c00u << 13;  // the fp16 exponent field, moved to its fp32 place
+  uint32_t u = uint32_t{h.bits & 0x7fffu} << 13;
+  const uint32_t exp = u & kExp;
+  u += (127u - 15u) << 23;
+  if (exp == kExp) u += (128u - 16u) << 23;  // infinity or NaN: the fp32 exponent is all ones
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  const uint32_t renorm_bits = u + (1u << 23), magic_bits = 113u << 23;
+  float renorm, magic;
+  std::memcpy(&renorm, &renorm_bits, sizeof renorm);
+  std::memcpy(&magic, &magic_bits, sizeof magic);
+  if (exp == 0) f = renorm - magic;  // zero or subnormal
+  uint32_t out;
+  std::memcpy(&out, &f, sizeof out);
+  out |= uint32_t{h.bits & 0x8000u} << 16;
+  std::memcpy(&f, &out, sizeof f);
+  return f;
+}
+
+// Scale values are widened a chunk at a time into a buffer that the fp32 loops then read (the same loops, in the same
+// order, whatever the stored type: fp32 chunks are read in place). Chunks are multiples of 16 values.
+constexpr int64_t kChunk = 256;
+
+// fp16 chunks: the plain loop (vectorised only in the AVX-512 clone), or the conversion instruction of F16C / AVX-512,
+// picked by the isa the caller asked for. All three are exact (test_binarymos_layer checks all 65,536 values on each).
+using WidenF16 = void (*)(const F16* p, int64_t n, float* out);
+
+BMOS_CLONES void widen_f16_plain(const F16* __restrict p, int64_t n, float* __restrict out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = widen(p[i]);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,f16c"))) void widen_f16_f16c(const F16* p, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i))));
+  for (; i < n; ++i) out[i] = widen(p[i]);
+}
+
+__attribute__((target("avx512f"))) void widen_f16_avx512(const F16* p, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i))));
+  for (; i < n; ++i) out[i] = widen(p[i]);
+}
+#endif
+
+WidenF16 widen_f16_for(CpuIsa isa) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (isa == CpuIsa::kAvx512) return widen_f16_avx512;
+  if (isa == CpuIsa::kAvx2 && __builtin_cpu_supports("f16c")) return widen_f16_f16c;
+#endif
+  return widen_f16_plain;
+}
+
+BMOS_CLONES void widen_bf16(const BF16* __restrict p, int64_t n, float* __restrict out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = widen(p[i]);
+}
+
+inline const float* as_float(const float* p, int64_t, float*, WidenF16) { return p; }
+inline const float* as_float(const F16* p, int64_t n, float* buf, WidenF16 f16) {
+  f16(p, n, buf);
+  return buf;
+}
+inline const float* as_float(const BF16* p, int64_t n, float* buf, WidenF16) {
+  widen_bf16(p, n, buf);
+  return buf;
+}
+
+// part[i % 16] += a[i] * b[i] over n floats (n a multiple of 16 except in the last chunk).
+BMOS_CLONES void dot_parts(const float* a, const float* b, int64_t n, float* part_io) {
+  float part[16];  // a local copy: the compiler need not assume that part_io aliases a or b
+  for (int i = 0; i < 16; ++i) part[i] = part_io[i];
   int64_t k = 0;
-  for (; k + 16 <= K; k += 16)
+  for (; k + 16 <= n; k += 16)
     for (int i = 0; i < 16; ++i) part[i] += a[k + i] * b[k + i];
-  for (; k < K; ++k) part[k % 16] += a[k] * b[k];
+  for (; k < n; ++k) part[k % 16] += a[k] * b[k];
+  for (int i = 0; i < 16; ++i) part_io[i] = part[i];
+}
+
+// a . b over K values in 16 independent partial sums: a single running sum cannot be vectorized without
+// reordering it and is add-latency bound (~14 us for E = 4 router rows of K = 4096, a quarter of the binary GEMV).
+template <typename T>
+float dot(const T* a, const float* b, int64_t K, WidenF16 f16) {
+  alignas(64) float part[16] = {};
+  alignas(64) float buf[kChunk];
+  for (int64_t k = 0; k < K; k += kChunk) {
+    const int64_t n = std::min(kChunk, K - k);
+    dot_parts(as_float(a + k, n, buf, f16), b + k, n, part);
+  }
   float s = 0.0f;
   for (float p : part) s += p;
   return s;
 }
 
+// out (n) = first ? g * e : out + g * e.
+BMOS_CLONES void axpy(float g, const float* __restrict e, int64_t n, bool first, float* __restrict out) {
+  if (first) {
+    for (int64_t i = 0; i < n; ++i) out[i] = g * e[i];
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] += g * e[i];
+  }
+}
+
+BMOS_CLONES void times(const float* __restrict x, int64_t n, float* __restrict out) {
+  for (int64_t i = 0; i < n; ++i) out[i] *= x[i];
+}
+
 // out (n) = g (E) @ experts (E, n) (rows `stride` apart), then times x (n) when x is given. The mixed scales of a
-// token: E x (K + N) reads per linear (LLaMA-2-7B: ~70 MB a token), ~13 % of a decoded token's linear time as
-// baseline SSE2 code on one thread.
-BMOS_CLONES void mix(const float* g, int64_t E, const float* experts, int64_t stride, int64_t n, const float* x,
-                     float* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = g[0] * experts[i];
-  for (int64_t e = 1; e < E; ++e)
-    for (int64_t i = 0; i < n; ++i) out[i] += g[e] * experts[e * stride + i];
-  if (x)
-    for (int64_t i = 0; i < n; ++i) out[i] *= x[i];
+// token: E x (K + N) reads per linear (LLaMA-2-7B: 58 MB a token as fp32, 29 as fp16), ~13 % of a decoded token's
+// linear time as baseline SSE2 code on one thread.
+template <typename T>
+void mix(const float* g, int64_t E, const T* experts, int64_t stride, int64_t n, const float* x, float* out,
+         WidenF16 f16) {
+  alignas(64) float buf[kChunk];
+  for (int64_t i = 0; i < n; i += kChunk) {
+    const int64_t c = std::min(kChunk, n - i);
+    for (int64_t e = 0; e < E; ++e) axpy(g[e], as_float(experts + e * stride + i, c, buf, f16), c, e == 0, out + i);
+    if (x) times(x + i, c, out + i);
+  }
 }
 
 // y (n) = y * s (+ bias).
@@ -45,14 +170,13 @@ BMOS_CLONES void scale_out(const float* s, const float* bias, int64_t n, float* 
     for (int64_t i = 0; i < n; ++i) y[i] *= s[i];
   }
 }
-}  // namespace
 
-void binarymos_forward(const PreparedBinaryMatrix& B, int64_t E, const float* router, const float* s_in_experts,
-                       const float* s_out_experts, const float* bias, const float* x, int64_t M, float* y,
-                       int threads, CpuIsa isa, LutPrecision lut) {
-  if (E < 1) throw std::invalid_argument("binarymos_forward: need E >= 1 experts, got " + std::to_string(E));
-  if (M <= 0) return;
+template <typename T>
+void forward(const PreparedBinaryMatrix& B, int64_t E, const T* router, const T* s_in_experts,
+             const T* s_out_experts, const float* bias, const float* x, int64_t M, float* y, int threads, CpuIsa isa,
+             LutPrecision lut) {
   const int64_t N = B.rows(), K = B.cols();
+  const WidenF16 f16 = widen_f16_for(isa);
   thread_local std::vector<float> g, xs;  // (M, E), (M, K): reused across calls
   g.resize(M * E);
   xs.resize(M * K);
@@ -65,14 +189,14 @@ void binarymos_forward(const PreparedBinaryMatrix& B, int64_t E, const float* ro
     } else {
       float mx = -INFINITY;
       for (int64_t e = 0; e < E; ++e) {
-        gm[e] = dot(router + e * K, xm, K);
+        gm[e] = dot(router + e * K, xm, K, f16);
         mx = std::max(mx, gm[e]);
       }
       float z = 0.0f;
       for (int64_t e = 0; e < E; ++e) z += (gm[e] = std::exp(gm[e] - mx));
       for (int64_t e = 0; e < E; ++e) gm[e] /= z;
     }
-    mix(gm, E, s_in_experts, K, K, xm, xs.data() + m * K);  // xs = xm * (gm @ s_in_experts)
+    mix(gm, E, s_in_experts, K, K, xm, xs.data() + m * K, f16);  // xs = xm * (gm @ s_in_experts)
   }
   // y = (xs B^T) * (g @ s_out_experts) + bias, the scaling of each block on the thread that computed it.
   const float* gp = g.data();
@@ -80,10 +204,47 @@ void binarymos_forward(const PreparedBinaryMatrix& B, int64_t E, const float* ro
     thread_local std::vector<float> s_out;  // (n1 - n0): this thread's
     s_out.resize(n1 - n0);
     for (int64_t m = m0; m < m1; ++m) {
-      mix(gp + m * E, E, s_out_experts + n0, N, n1 - n0, nullptr, s_out.data());
+      mix(gp + m * E, E, s_out_experts + n0, N, n1 - n0, nullptr, s_out.data(), f16);
       scale_out(s_out.data(), bias ? bias + n0 : nullptr, n1 - n0, y + m * N + n0);
     }
   }, lut);
+}
+
+}  // namespace
+
+const char* scale_type_name(ScaleType t) {
+  switch (t) {
+    case ScaleType::kF16: return "fp16";
+    case ScaleType::kBF16: return "bf16";
+    case ScaleType::kF32: break;
+  }
+  return "fp32";
+}
+
+void binarymos_forward(const PreparedBinaryMatrix& B, const MosScales& s, const float* bias, const float* x,
+                       int64_t M, float* y, int threads, CpuIsa isa, LutPrecision lut) {
+  if (s.E < 1) throw std::invalid_argument("binarymos_forward: need E >= 1 experts, got " + std::to_string(s.E));
+  if (!s.s_in || !s.s_out || (s.E > 1 && !s.router))
+    throw std::invalid_argument("binarymos_forward: missing scales (s_in, s_out, or the router of E > 1 experts)");
+  if (M <= 0) return;
+  switch (s.type) {
+    case ScaleType::kF32:
+      return forward(B, s.E, static_cast<const float*>(s.router), static_cast<const float*>(s.s_in),
+                     static_cast<const float*>(s.s_out), bias, x, M, y, threads, isa, lut);
+    case ScaleType::kF16:
+      return forward(B, s.E, static_cast<const F16*>(s.router), static_cast<const F16*>(s.s_in),
+                     static_cast<const F16*>(s.s_out), bias, x, M, y, threads, isa, lut);
+    case ScaleType::kBF16:
+      return forward(B, s.E, static_cast<const BF16*>(s.router), static_cast<const BF16*>(s.s_in),
+                     static_cast<const BF16*>(s.s_out), bias, x, M, y, threads, isa, lut);
+  }
+}
+
+void binarymos_forward(const PreparedBinaryMatrix& B, int64_t E, const float* router, const float* s_in_experts,
+                       const float* s_out_experts, const float* bias, const float* x, int64_t M, float* y,
+                       int threads, CpuIsa isa, LutPrecision lut) {
+  binarymos_forward(B, MosScales{E, ScaleType::kF32, router, s_in_experts, s_out_experts}, bias, x, M, y, threads,
+                    isa, lut);
 }
 
 }  // namespace bmos::kernels

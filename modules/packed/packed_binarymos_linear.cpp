@@ -33,6 +33,19 @@ torch::Tensor fp32(const torch::Tensor& t) {
   return t.defined() ? t.detach().to(torch::kCPU, torch::kFloat).contiguous().clone() : t;
 }
 
+// The dtype the scales are kept in: that of all given (router when defined, s_in, s_out) when they share fp16, bf16
+// or fp32, else fp32.
+torch::ScalarType scale_dtype(const torch::Tensor& router, const torch::Tensor& s_in, const torch::Tensor& s_out) {
+  const torch::ScalarType t = s_out.scalar_type();
+  const bool kept = t == torch::kHalf || t == torch::kBFloat16 || t == torch::kFloat;
+  if (!kept || s_in.scalar_type() != t || (router.defined() && router.scalar_type() != t)) return torch::kFloat;
+  return t;
+}
+
+torch::Tensor scales_as(const torch::Tensor& t, torch::ScalarType dtype) {
+  return t.defined() ? t.detach().to(torch::kCPU, dtype).contiguous().clone() : t;
+}
+
 }  // namespace
 
 torch::Tensor pack_sign_bits(const torch::Tensor& weight) {
@@ -82,9 +95,10 @@ PackedBinaryMoSLinearImpl::PackedBinaryMoSLinearImpl(kernels::PreparedBinaryMatr
   else if (router_in.defined()) throw std::invalid_argument("PackedBinaryMoSLinear: a router with E == 1 experts");
   if (bias_in.defined()) check_shape("bias", bias_in, {out});
 
-  if (E > 1) router = register_buffer("router", fp32(router_in));
-  s_in = register_buffer("s_in", fp32(s_in_in));
-  s_out = register_buffer("s_out", fp32(s_out_in));
+  const torch::ScalarType dtype = scale_dtype(router_in, s_in_in, s_out_in);
+  if (E > 1) router = register_buffer("router", scales_as(router_in, dtype));
+  s_in = register_buffer("s_in", scales_as(s_in_in, dtype));
+  s_out = register_buffer("s_out", scales_as(s_out_in, dtype));
   if (bias_in.defined()) bias = register_buffer("bias", fp32(bias_in));
 }
 
@@ -94,8 +108,8 @@ std::shared_ptr<PackedBinaryMoSLinearImpl> PackedBinaryMoSLinearImpl::sign(kerne
   if (!alpha.defined() || alpha.dim() != 1)
     throw std::invalid_argument("PackedBinaryMoSLinear::sign: alpha must be (out)");
   const int64_t in = prepared.cols();
-  auto layer = std::make_shared<PackedBinaryMoSLinearImpl>(std::move(prepared), torch::Tensor(), torch::ones({1, in}),
-                                                           alpha.unsqueeze(0), bias);
+  auto layer = std::make_shared<PackedBinaryMoSLinearImpl>(
+      std::move(prepared), torch::Tensor(), torch::ones({1, in}, alpha.scalar_type()), alpha.unsqueeze(0), bias);
   layer->sign_ = true;
   return layer;
 }
@@ -148,9 +162,17 @@ void PackedBinaryMoSLinearImpl::forward_raw(const float* x, int64_t M, float* y)
   // A second thread only pays for its fork/join when there is work to split (stories260K's 64 x 172 layers decode
   // about 2x slower on 2 threads than on 1).
   const int threads = M * out * in >= kTwoThreadMinWork ? std::clamp(at::get_num_threads(), 1, 2) : 1;
-  kernels::binarymos_forward(prepared_, experts(), router.defined() ? router.data_ptr<float>() : nullptr,
-                             s_in.data_ptr<float>(), s_out.data_ptr<float>(),
-                             bias.defined() ? bias.data_ptr<float>() : nullptr, x, M, y, threads,
+  const torch::ScalarType dtype = s_out.scalar_type();
+  if ((dtype != torch::kFloat && dtype != torch::kHalf && dtype != torch::kBFloat16) || s_in.scalar_type() != dtype ||
+      (router.defined() && router.scalar_type() != dtype))
+    throw std::invalid_argument(std::string("PackedBinaryMoSLinear: the scales must share fp32, fp16 or bf16; s_out is ") +
+                                c10::toString(dtype) + ", s_in " + c10::toString(s_in.scalar_type()));
+  const kernels::MosScales scales{experts(),
+                                  dtype == torch::kHalf       ? kernels::ScaleType::kF16
+                                  : dtype == torch::kBFloat16 ? kernels::ScaleType::kBF16
+                                                              : kernels::ScaleType::kF32,
+                                  router.defined() ? router.data_ptr() : nullptr, s_in.data_ptr(), s_out.data_ptr()};
+  kernels::binarymos_forward(prepared_, scales, bias.defined() ? bias.data_ptr<float>() : nullptr, x, M, y, threads,
                              kernels::best_cpu_isa(), prefill_tables_);
 }
 

@@ -1,6 +1,7 @@
 // The inference form of a 1-bit decoder linear: sign bits in the CPU kernels' tile order (kernels/cpu/prepared_matrix.h;
 // repacked once from the canonical layout of kernels/packed_format.h, or used in place from a mapped file), plus
-// fp32 scales.
+// the scales in the dtype they came in (an exported file's fp16 or bf16 stays 16-bit: half the bytes a decoded token
+// reads for its scales, and bitwise the same result as widening them; kernels/cpu/binarymos_layer.h).
 //
 //   g     = softmax(x router^T)        router (E, in), absent when E == 1          x (M, in), g (M, E)
 //   s_in  = g s_in_experts             s_in_experts  (E, in)
@@ -8,14 +9,14 @@
 //   y     = ((x * s_in) B^T) * s_out + bias          B (out, in) in {-1, +1}, y (M, out)
 //
 // On the CPU: kernels::binarymos_forward on 1 or 2 threads (at::get_num_threads() capped at 2; 1 when tokens x
-// weights < 2^20, where a second thread costs more than it saves), fp32. On a CUDA input: kernels/cuda
+// weights < 2^20, where a second thread costs more than it saves), fp32 arithmetic. On a CUDA input: kernels/cuda
 // (packed_cuda.h), where the build has a CUDA libtorch and nvcc. No autograd: it serves `bmos generate` and
 // `bmos eval` of exported models.
 //
 // A Sign layer (y = (x B^T) * alpha + bias) is the same layer with E = 1, s_in = 1 and s_out = alpha, exactly; it is
 // marked `sign` so the exporter stores only alpha (the file's `scale`), not a row of ones.
 //
-// Memory: the prepared bits (32/30 bits per weight plus tile padding; file pages when mapped) and the fp32 scales;
+// Memory: the prepared bits (32/30 bits per weight plus tile padding; file pages when mapped) and the scales;
 // the canonical words are rebuilt from the prepared matrix on demand (bits(), the CUDA path), not kept twice.
 #pragma once
 
@@ -37,7 +38,8 @@ class PackedBinaryMoSLinearImpl : public LinearLike {
  public:
   // bits: (out, packed::words_per_row(in)) int32 tensor holding the canonical uint32 words (safetensors "U32" loads as
   // int32 with the same bits). router (E, in) or undefined when E == 1; s_in (E, in); s_out (E, out); bias (out) or
-  // undefined. Float tensors are converted to fp32. Shapes are checked; errors name the tensor.
+  // undefined. The scales keep their dtype when router (if any), s_in and s_out share fp16, bf16 or fp32, else all
+  // become fp32; bias becomes fp32. Shapes are checked; errors name the tensor.
   PackedBinaryMoSLinearImpl(const torch::Tensor& bits, int64_t in, const torch::Tensor& router,
                             const torch::Tensor& s_in, const torch::Tensor& s_out, const torch::Tensor& bias);
   // The same from bits already in the kernels' tile order (a mapped format_version 2 file: used in place).
@@ -76,8 +78,8 @@ class PackedBinaryMoSLinearImpl : public LinearLike {
   void set_prefill_tables(kernels::LutPrecision p);
   kernels::LutPrecision prefill_tables() const { return prefill_tables_; }
 
-  // Buffers, fp32: router (E, in) or undefined; s_in (E, in) (ones (1, in) for a sign layer); s_out (E, out);
-  // bias (out) or undefined.
+  // Buffers: router (E, in) or undefined; s_in (E, in) (ones (1, in) for a sign layer); s_out (E, out), all three in
+  // one of fp32, fp16, bf16; bias (out), fp32, or undefined.
   torch::Tensor router, s_in, s_out, bias;
 
  private:

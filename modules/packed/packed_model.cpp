@@ -134,13 +134,16 @@ PackedModel load_packed_model(const std::string& dir, bool map) {
       bits = kernels::PreparedBinaryMatrix::view(reinterpret_cast<const packed::Word*>(m.data), l.out, l.in, m.keep);
       out.mapped_bytes += static_cast<int64_t>(m.bytes);
     }
+    // Scales and router stay in the file's scale_dtype (checked above to be F16, BF16 or F32): the kernels widen them
+    // as they read them, bitwise as if they had been widened here, from half the memory.
     if (it->second.kind == "sign") {
-      model->set_linear(l.name, PackedBinaryMoSLinearImpl::sign(std::move(bits), file.load_float(l.name + ".scale"),
+      model->set_linear(l.name, PackedBinaryMoSLinearImpl::sign(std::move(bits), file.load(l.name + ".scale"),
                                                                  load_opt(l.name + ".bias")));
     } else {
+      const torch::Tensor router = file.contains(l.name + ".router") ? file.load(l.name + ".router") : torch::Tensor();
       model->set_linear(l.name, std::make_shared<PackedBinaryMoSLinearImpl>(
-                                    std::move(bits), load_opt(l.name + ".router"), file.load_float(l.name + ".s_in"),
-                                    file.load_float(l.name + ".s_out"), load_opt(l.name + ".bias")));
+                                    std::move(bits), router, file.load(l.name + ".s_in"), file.load(l.name + ".s_out"),
+                                    load_opt(l.name + ".bias")));
     }
     ++out.packed_layers;
   }

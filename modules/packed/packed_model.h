@@ -1,8 +1,9 @@
 // Reader of exported packed models (the folder `bmos export` writes; layout in modules/packed/packed_layout.h): builds the
 // Llama of config.json, puts a PackedBinaryMoSLinear wherever model.safetensors holds `<linear>.qweight`, and loads
-// the rest (fp16/bf16 converted to fp32; int8 embeddings and head stay int8: Int8RowsLinear, int8_rows_linear.h).
+// the rest (norms and any fp linears fp16/bf16 converted to fp32; the packed linears' scales and routers stay in the
+// file's scale_dtype; int8 embeddings and head stay int8: Int8RowsLinear, int8_rows_linear.h).
 // The file is mapped, not read: format_version 2 sign bits (the kernels' tile order) and int8 codes are used in
-// place from the read-only mapping, so start-up costs the scales' conversion, not the model's size, and the weights
+// place from the read-only mapping, so start-up costs copying the scales, not the model's size, and the weights
 // page in as the first token touches them (read ahead with madvise WILLNEED meanwhile); format_version 1 bits are
 // repacked into memory of their own. The model is built with SkipInitGuard, so the FP linears that packed ones
 // replace never become resident: memory after the first token is about the file's size.

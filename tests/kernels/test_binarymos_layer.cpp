@@ -5,6 +5,8 @@
 // reference does those in double): |y - y_ref| <= 8 * (10 * ceil(K / 30) + 16) * u * sum_k |xs_k| * |s_out_n|
 // + 4 u (|bias_n| + |y_ref|).
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -111,6 +113,86 @@ TEST_P(BinaryMosLayer, MatchesReferenceOnModelAndOddShapes) {
 TEST_P(BinaryMosLayer, LargeDecodeStep) {
   std::mt19937 rng(32);
   check(make_layer(1024, 4096, 4, rng), 1, true, rng, isa());
+}
+
+// fp16 bits -> value, decoded field by field (independent of the kernel's bit manipulation).
+float fp16_value(uint16_t h) {
+  const int exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  const float sign = (h & 0x8000) ? -1.0f : 1.0f;
+  if (exp == 31) return mant ? std::numeric_limits<float>::quiet_NaN() : sign * INFINITY;
+  if (exp == 0) return sign * std::ldexp(static_cast<float>(mant), -24);
+  return sign * std::ldexp(static_cast<float>(1024 + mant), exp - 25);
+}
+
+float bf16_value(uint16_t h) {
+  const uint32_t u = uint32_t{h} << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// Every one of the 65,536 fp16 patterns as s_out of a 65,536 x 1 layer whose product is 1: y_n = s_out_n, widened
+// exactly (subnormals, signed zeros, infinities; NaN stays NaN) by the conversion each isa picks.
+TEST_P(BinaryMosLayer, WidensEveryFp16ScaleExactly) {
+  const int64_t N = 65536;
+  std::vector<packed::Word> bits(packed::packed_words(N, 1), ~packed::Word{0});  // all +1
+  const PreparedBinaryMatrix B(bits.data(), N, 1);
+  std::vector<uint16_t> s_out(N);
+  for (int64_t n = 0; n < N; ++n) s_out[n] = static_cast<uint16_t>(n);
+  const uint16_t one = 0x3c00;
+  const float x = 1.0f;
+  std::vector<float> y(N);
+  kernels::binarymos_forward(B, kernels::MosScales{1, kernels::ScaleType::kF16, nullptr, &one, s_out.data()}, nullptr,
+                             &x, 1, y.data(), 1, isa());
+  int64_t wrong = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const float want = fp16_value(static_cast<uint16_t>(n));
+    const bool same = std::isnan(want) ? std::isnan(y[n]) : std::memcmp(&want, &y[n], sizeof want) == 0;
+    if (!same && wrong++ < 5) ADD_FAILURE() << "fp16 0x" << std::hex << n << ": got " << y[n] << ", want " << want;
+  }
+  EXPECT_EQ(wrong, 0);
+}
+
+// 16-bit scales (an exported model's) give bitwise the output of the same values widened to fp32, for every ISA,
+// token count and thread count.
+TEST_P(BinaryMosLayer, Fp16AndBf16ScalesEqualTheirFp32Values) {
+  std::mt19937 rng(33);
+  for (auto type : {kernels::ScaleType::kF16, kernels::ScaleType::kBF16}) {
+    const Layer L = make_layer(300, 257, 4, rng);
+    // The layer's scales rounded to the 16-bit type (by truncating fp32 bits: any pattern will do), and their values.
+    auto to16 = [&](const std::vector<float>& v, std::vector<uint16_t>& h, std::vector<float>& back) {
+      h.resize(v.size()), back.resize(v.size());
+      for (size_t i = 0; i < v.size(); ++i) {
+        uint32_t u;
+        std::memcpy(&u, &v[i], sizeof u);
+        if (type == kernels::ScaleType::kBF16) {
+          h[i] = static_cast<uint16_t>(u >> 16);
+          back[i] = bf16_value(h[i]);
+        } else {  // sign, 5 exponent bits rebiased, 10 mantissa bits; below fp16's normal range a signed zero
+          const int exp = static_cast<int>((u >> 23) & 0xff) - 127 + 15;
+          h[i] = static_cast<uint16_t>(((u >> 16) & 0x8000) | (exp > 0 ? (exp << 10) | ((u >> 13) & 0x3ff) : 0));
+          back[i] = fp16_value(h[i]);
+        }
+      }
+    };
+    std::vector<uint16_t> hr, hi, ho;
+    std::vector<float> fr, fi, fo;
+    to16(L.router, hr, fr), to16(L.s_in, hi, fi), to16(L.s_out, ho, fo);
+    const PreparedBinaryMatrix B(L.bits.data(), L.N, L.K);
+    std::normal_distribution<float> normal;
+    for (int64_t M : {1, 3, 17}) {
+      std::vector<float> x(M * L.K), want(M * L.N), got(M * L.N);
+      for (auto& v : x) v = normal(rng);
+      for (int threads : {1, 2}) {
+        kernels::binarymos_forward(B, L.E, fr.data(), fi.data(), fo.data(), L.bias.data(), x.data(), M, want.data(),
+                                   threads, isa());
+        kernels::binarymos_forward(B, kernels::MosScales{L.E, type, hr.data(), hi.data(), ho.data()}, L.bias.data(),
+                                   x.data(), M, got.data(), threads, isa());
+        EXPECT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)), 0)
+            << kernels::scale_type_name(type) << " M=" << M << " threads=" << threads;
+      }
+    }
+  }
 }
 
 TEST(BinaryMosLayerKernels, RejectsZeroExperts) {
