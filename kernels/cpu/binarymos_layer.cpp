@@ -5,6 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/binary_matmul.h"
@@ -35,10 +36,11 @@ inline float widen(BF16 h) {
   std::memcpy(&f, &u, sizeof f);
   return f;
 }
-// Exact for every fp16 value (subnormals, infinities and NaNs included) in plain integer and float operations, so the
-// loops that call it vectorise in every BMOS_CLONES target (GCC 12's _Float16 calls a library function per value):
-// the exponent and mantissa bits moved into place and rebiased; an fp16 subnormal is renormalised by subtracting
-// 2^-14 (a subtraction of two normal fp32 numbers, exact, and immune to denormals-are-zero).
+// Exact for every fp16 value (subnormals, infinities and NaNs included) in plain integer and float operations (GCC
+// 12's _Float16 calls a library function per value; this vectorises, at least in the AVX-512 clone): the exponent and
+// mantissa bits moved into place and rebiased; an fp16 subnormal is renormalised by subtracting 2^-14 (a subtraction
+// of two normal fp32 numbers, exact, and immune to denormals-are-zero). The reference and the fallback of the F16C /
+// AVX-512 conversions below.
 inline float widen(F16 h) {
   constexpr uint32_t kExp = 0x7c00u << 13;  // the fp16 exponent field, moved to its fp32 place
   uint32_t u = uint32_t{h.bits & 0x7fffu} << 13;
@@ -85,6 +87,42 @@ __attribute__((target("avx512f"))) void widen_f16_avx512(const F16* p, int64_t n
     _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i))));
   for (; i < n; ++i) out[i] = widen(p[i]);
 }
+
+// fp16 dot and mix on AVX-512 with the conversion in the loop (decode reads every scale once, straight from memory:
+// no second pass over a widened copy). The same operations in the same order as dot_parts / axpy / times on fp32,
+// lane i of the accumulator being part[i], mul and add rounded apart (this file is built without contraction).
+__attribute__((target("avx512f"))) inline __m512 load_f16x16(const F16* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+__attribute__((target("avx512f"))) float dot_f16_avx512(const F16* a, const float* b, int64_t K) {
+  __m512 acc = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) acc = _mm512_add_ps(acc, _mm512_mul_ps(load_f16x16(a + k), _mm512_loadu_ps(b + k)));
+  alignas(64) float part[16];
+  _mm512_store_ps(part, acc);
+  for (; k < K; ++k) part[k % 16] += widen(a[k]) * b[k];
+  float s = 0.0f;
+  for (float p : part) s += p;
+  return s;
+}
+
+__attribute__((target("avx512f"))) void mix_f16_avx512(const float* g, int64_t E, const F16* experts, int64_t stride,
+                                                       int64_t n, const float* x, float* out) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 o = _mm512_mul_ps(_mm512_set1_ps(g[0]), load_f16x16(experts + i));
+    for (int64_t e = 1; e < E; ++e)
+      o = _mm512_add_ps(o, _mm512_mul_ps(_mm512_set1_ps(g[e]), load_f16x16(experts + e * stride + i)));
+    if (x) o = _mm512_mul_ps(o, _mm512_loadu_ps(x + i));
+    _mm512_storeu_ps(out + i, o);
+  }
+  for (; i < n; ++i) {
+    float o = g[0] * widen(experts[i]);
+    for (int64_t e = 1; e < E; ++e) o += g[e] * widen(experts[e * stride + i]);
+    out[i] = x ? o * x[i] : o;
+  }
+}
 #endif
 
 WidenF16 widen_f16_for(CpuIsa isa) {
@@ -122,12 +160,18 @@ BMOS_CLONES void dot_parts(const float* a, const float* b, int64_t n, float* par
 
 // a . b over K values in 16 independent partial sums: a single running sum cannot be vectorized without
 // reordering it and is add-latency bound (~14 us for E = 4 router rows of K = 4096, a quarter of the binary GEMV).
+// fp32 in one pass; 16-bit values a chunk at a time, or (fp16 on AVX-512) converted in the loop.
 template <typename T>
-float dot(const T* a, const float* b, int64_t K, WidenF16 f16) {
+float dot(const T* a, const float* b, int64_t K, CpuIsa isa, WidenF16 f16) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if constexpr (std::is_same_v<T, F16>)
+    if (isa == CpuIsa::kAvx512) return dot_f16_avx512(a, b, K);
+#endif
   alignas(64) float part[16] = {};
   alignas(64) float buf[kChunk];
-  for (int64_t k = 0; k < K; k += kChunk) {
-    const int64_t n = std::min(kChunk, K - k);
+  const int64_t step = std::is_same_v<T, float> ? K : kChunk;
+  for (int64_t k = 0; k < K; k += step) {
+    const int64_t n = std::min(step, K - k);
     dot_parts(as_float(a + k, n, buf, f16), b + k, n, part);
   }
   float s = 0.0f;
@@ -150,13 +194,19 @@ BMOS_CLONES void times(const float* __restrict x, int64_t n, float* __restrict o
 
 // out (n) = g (E) @ experts (E, n) (rows `stride` apart), then times x (n) when x is given. The mixed scales of a
 // token: E x (K + N) reads per linear (LLaMA-2-7B: 58 MB a token as fp32, 29 as fp16), ~13 % of a decoded token's
-// linear time as baseline SSE2 code on one thread.
+// linear time as baseline SSE2 code on one thread. fp32 one expert at a time over all n; 16-bit values a chunk at a
+// time, or (fp16 on AVX-512) all experts of 16 values at once, converted in the loop.
 template <typename T>
 void mix(const float* g, int64_t E, const T* experts, int64_t stride, int64_t n, const float* x, float* out,
-         WidenF16 f16) {
+         CpuIsa isa, WidenF16 f16) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if constexpr (std::is_same_v<T, F16>)
+    if (isa == CpuIsa::kAvx512) return mix_f16_avx512(g, E, experts, stride, n, x, out);
+#endif
   alignas(64) float buf[kChunk];
-  for (int64_t i = 0; i < n; i += kChunk) {
-    const int64_t c = std::min(kChunk, n - i);
+  const int64_t step = std::is_same_v<T, float> ? std::max<int64_t>(n, 1) : kChunk;
+  for (int64_t i = 0; i < n; i += step) {
+    const int64_t c = std::min(step, n - i);
     for (int64_t e = 0; e < E; ++e) axpy(g[e], as_float(experts + e * stride + i, c, buf, f16), c, e == 0, out + i);
     if (x) times(x + i, c, out + i);
   }
@@ -189,14 +239,14 @@ void forward(const PreparedBinaryMatrix& B, int64_t E, const T* router, const T*
     } else {
       float mx = -INFINITY;
       for (int64_t e = 0; e < E; ++e) {
-        gm[e] = dot(router + e * K, xm, K, f16);
+        gm[e] = dot(router + e * K, xm, K, isa, f16);
         mx = std::max(mx, gm[e]);
       }
       float z = 0.0f;
       for (int64_t e = 0; e < E; ++e) z += (gm[e] = std::exp(gm[e] - mx));
       for (int64_t e = 0; e < E; ++e) gm[e] /= z;
     }
-    mix(gm, E, s_in_experts, K, K, xm, xs.data() + m * K, f16);  // xs = xm * (gm @ s_in_experts)
+    mix(gm, E, s_in_experts, K, K, xm, xs.data() + m * K, isa, f16);  // xs = xm * (gm @ s_in_experts)
   }
   // y = (xs B^T) * (g @ s_out_experts) + bias, the scaling of each block on the thread that computed it.
   const float* gp = g.data();
@@ -204,7 +254,7 @@ void forward(const PreparedBinaryMatrix& B, int64_t E, const T* router, const T*
     thread_local std::vector<float> s_out;  // (n1 - n0): this thread's
     s_out.resize(n1 - n0);
     for (int64_t m = m0; m < m1; ++m) {
-      mix(gp + m * E, E, s_out_experts + n0, N, n1 - n0, nullptr, s_out.data(), f16);
+      mix(gp + m * E, E, s_out_experts + n0, N, n1 - n0, nullptr, s_out.data(), isa, f16);
       scale_out(s_out.data(), bias ? bias + n0 : nullptr, n1 - n0, y + m * N + n0);
     }
   }, lut);

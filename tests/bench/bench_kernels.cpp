@@ -222,11 +222,12 @@ void BM_PackedMatmulCold_Avx512(benchmark::State& state) {
 // The 224 packed products of one LLaMA-2-7B decode step, out of cache (32 layers of wq, wk, wv, wo at 4096x4096,
 // w1, w3 at 11008x4096 and w2 at 4096x11008, random bits, 0.87 GB), one pass per iteration, without the rest of the
 // model: BM_LinearChain_Gemv as bare products (binary_matmul), BM_LinearChain_Layer as BinaryMoS layers (E = 4:
-// router, input- and output-scale mixes, binarymos_forward). The difference is what a decoded token spends on its
-// scales; BM_Decode (bench_decode.cpp) measures the whole model. Counters: ms/token, GB/s (bytes the pass reads).
+// router, input- and output-scale mixes, binarymos_forward, the scales fp16 as an exported model keeps them). The
+// difference is what a decoded token spends on its scales; BM_Decode (bench_decode.cpp) measures the whole model.
+// Counters: ms/token, GB/s (bytes the pass reads).
 struct ChainLinear {
   PreparedBinaryMatrix B;
-  torch::Tensor router, s_in, s_out;  // (E, K), (E, K), (E, N) fp32
+  torch::Tensor router, s_in, s_out;  // (E, K), (E, K), (E, N) fp16
 };
 
 const std::vector<ChainLinear>& linear_chain() {
@@ -239,8 +240,9 @@ const std::vector<ChainLinear>& linear_chain() {
       for (auto [N, K] : {std::pair<int64_t, int64_t>{4096, 4096}, {4096, 4096}, {4096, 4096}, {4096, 4096},
                           {11008, 4096}, {11008, 4096}, {4096, 11008}})  // wq wk wv wo w1 w3 w2
         out.push_back({PreparedBinaryMatrix(random_bits(N, K, seed).data(), N, K),
-                       torch::randn({E, K}) / std::sqrt(static_cast<double>(K)), torch::rand({E, K}) * 0.1,
-                       torch::rand({E, N}) * 0.1});  // the scales of BM_BinaryMosLayer_Avx512
+                       (torch::randn({E, K}) / std::sqrt(static_cast<double>(K))).to(torch::kHalf),
+                       (torch::rand({E, K}) * 0.1).to(torch::kHalf),
+                       (torch::rand({E, N}) * 0.1).to(torch::kHalf)});  // the scales of BM_BinaryMosLayer_Avx512
     return out;
   }();
   return chain;
@@ -253,13 +255,15 @@ void linear_chain(benchmark::State& state, bool layers) {
   std::vector<float> y(11008);
   double bytes = 0;
   for (const auto& l : chain)
-    bytes += double(l.B.bytes()) + (layers ? 4.0 * double(l.router.numel() + l.s_in.numel() + l.s_out.numel()) : 0);
+    bytes += double(l.B.bytes()) + (layers ? 2.0 * double(l.router.numel() + l.s_in.numel() + l.s_out.numel()) : 0);
   const Timing t = time_loop(state, [&] {
     for (const auto& l : chain) {
       if (layers)
-        bmos::kernels::binarymos_forward(l.B, l.router.size(0), l.router.data_ptr<float>(), l.s_in.data_ptr<float>(),
-                                         l.s_out.data_ptr<float>(), nullptr, x.data_ptr<float>(), 1, y.data(),
-                                         threads);
+        bmos::kernels::binarymos_forward(l.B,
+                                         bmos::kernels::MosScales{l.router.size(0), bmos::kernels::ScaleType::kF16,
+                                                                  l.router.data_ptr(), l.s_in.data_ptr(),
+                                                                  l.s_out.data_ptr()},
+                                         nullptr, x.data_ptr<float>(), 1, y.data(), threads);
       else
         bmos::kernels::binary_matmul(l.B, x.data_ptr<float>(), 1, y.data(), threads);
     }
