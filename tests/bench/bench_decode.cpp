@@ -2,7 +2,7 @@
 // roofline measured in the same run. $BMOS_DECODE_MODEL names the exported folder, e.g. a LLaMA-2-7B-shaped one:
 //   bmos init-model --like configs/shapes/llama2-7b.json --out /big/l7
 //   bmos export --from-teacher /big/l7 --out /big/l7-e4 --embedding_bits 8 --tokenizer .../tokenizer.model
-//   BMOS_DECODE_MODEL=/big/l7-e4 build/bmos_bench --benchmark_filter='Dram|Decode|Prefill'
+//   BMOS_DECODE_MODEL=/big/l7-e4 build/bmos_bench --benchmark_filter='Dram|Decode|Prefill|WeightPages'
 // Without it the benchmarks are skipped with a message; with BMOS_DECODE_NOMMAP=1 the model is read into huge-page
 // memory instead of mapped (LoadOptions::map_weights = false, `--nommap`). Arg = threads (BM_Decode: threads, then
 // raw = 1 for the raw one-token path of modules/decode_step.h, 0 for the torch ops it replaces).
@@ -22,10 +22,18 @@
 //                   position only, as generation asks): tok/s. BM_PrefillInt8 the same with the packed linears'
 //                   int8 tables (--prefill_tables int8), printed with its ratio to the BM_Prefill row, and what they
 //                   change: logit_rel_err (relative rms difference of all 128 positions' logits) and top1_agree.
+//   BM_WeightPages/threads:T/huge:H  the packed GEMVs of one token and nothing else (the 224 of a LLaMA-2-7B), straight
+//                   over the export's sign bits as the file maps them (H = 0: 4 KB page-cache pages) or as --nommap
+//                   copies them (H = 1: transparent huge pages), 32 tokens: ms per token at the median, best and
+//                   worst, weight GB/s at the median, and the page faults the process took in those tokens. A gap
+//                   between the rows is what the pages cost here (on a VM that shadows the guest's page tables a
+//                   mapping's 4 KB pages can be slow in bursts without a fault in the guest).
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -36,13 +44,17 @@
 
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "kernels/cpu/binary_matmul.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/packed_format.h"
+#include "modules/io/hf_llama.h"
 #include "modules/io/model_loader.h"
+#include "modules/io/safetensors.h"
 #include "modules/packed/int8_rows_linear.h"
+#include "modules/packed/packed_layout.h"
 #include "modules/packed/packed_binarymos_linear.h"
 #include "modules/threads.h"
 #include "tests/bench/bench_ratio.h"
@@ -51,6 +63,12 @@ namespace bmos {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+long minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
 
 double resident_gb() {
   std::ifstream in("/proc/self/status");
@@ -310,11 +328,83 @@ void prefill(benchmark::State& state, bool int8) {
   state.counters["tok/s"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsRate);
   set_tables(m, kernels::LutPrecision::kFp32);
 }
+// The export's packed sign bits as views into its file, mapped (huge = false) or read into huge pages (true).
+struct WeightViews {
+  std::string error;
+  std::unique_ptr<SafetensorsFile> file;
+  std::vector<kernels::PreparedBinaryMatrix> bits;  // model order
+  int64_t max_dim = 0;
+  double bytes = 0;
+};
+
+const WeightViews& weight_views(bool huge) {
+  static std::unique_ptr<WeightViews> cached[2];
+  std::unique_ptr<WeightViews>& w = cached[huge];
+  if (w) return *w;
+  w = std::make_unique<WeightViews>();
+  const char* dir = std::getenv("BMOS_DECODE_MODEL");
+  if (!dir) {
+    w->error = "SKIPPED: set BMOS_DECODE_MODEL to an exported packed folder (see tests/bench/bench_decode.cpp)";
+    return *w;
+  }
+  const std::string config_path = std::string(dir) + "/config.json";
+  std::ifstream in(config_path);
+  const nlohmann::json cj = nlohmann::json::parse(in);
+  if (quantization_from_json(cj.at("quantization"), config_path).format_version < 2) {
+    w->error = "SKIPPED: " + config_path + " is format_version 1 (its bits are repacked at load, not used in place)";
+    return *w;
+  }
+  w->file = std::make_unique<SafetensorsFile>(std::string(dir) + "/model.safetensors", !huge);
+  for (const auto& l : decoder_linear_shapes(llama_config_from_hf_json(cj, config_path))) {
+    if (!w->file->contains(l.name + ".qweight")) continue;
+    const SafetensorsFile::Mapped m = w->file->mapped(l.name + ".qweight");
+    w->bits.push_back(kernels::PreparedBinaryMatrix::view(reinterpret_cast<const packed::Word*>(m.data), l.out, l.in,
+                                                          m.keep));
+    w->max_dim = std::max({w->max_dim, l.in, l.out});
+    w->bytes += double(w->bits.back().bytes());
+  }
+  return *w;
+}
+
+void BM_WeightPages(benchmark::State& state) {
+  const WeightViews& w = weight_views(state.range(1) != 0);
+  if (!w.error.empty() || w.bits.empty()) {
+    state.SkipWithError(w.error.empty() ? "SKIPPED: the export has no packed linears" : w.error.c_str());
+    return;
+  }
+  const int threads = static_cast<int>(state.range(0));
+  std::vector<float> x(w.max_dim, 0.5f), y(w.max_dim);
+  auto token = [&] {
+    const auto t0 = Clock::now();
+    for (const auto& B : w.bits) kernels::binary_matmul(B, x.data(), 1, y.data(), threads);
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  };
+  token();  // pages in (mapped) and warms the pool
+  std::vector<double> ms;
+  const long faults0 = minor_faults();
+  for (auto _ : state)
+    for (int i = 0; i < 32; ++i) ms.push_back(token());
+  state.counters["page_faults"] = double(minor_faults() - faults0);
+  std::sort(ms.begin(), ms.end());
+  const double median = ms[ms.size() / 2];
+  state.counters["median_ms"] = median;
+  state.counters["best_ms"] = ms.front();
+  state.counters["worst_ms"] = ms.back();
+  state.counters["GB/s"] = w.bytes / median / 1e6;
+}
+
 void BM_Prefill(benchmark::State& state) { prefill(state, false); }
 void BM_PrefillInt8(benchmark::State& state) { prefill(state, true); }
 
 BENCHMARK(BM_DramRead)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 BENCHMARK(BM_Decode)->ArgNames({"threads", "raw"})->Args({1, 1})->Args({2, 1})->Args({1, 0})->Args({2, 0})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+BENCHMARK(BM_WeightPages)
+    ->ArgNames({"threads", "huge"})
+    ->Args({2, 0})
+    ->Args({2, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(1);
 BENCHMARK(BM_Prefill)
     ->ArgNames({"threads", "last_only"})
     ->Args({1, 1})
