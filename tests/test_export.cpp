@@ -149,6 +149,26 @@ TEST(PackedLinear, RefusesGradientsAndWrongWidths) {
   const torch::Tensor x = torch::randn({2, 8}, torch::requires_grad());
   EXPECT_THROW(packed->forward(x), std::invalid_argument);
   EXPECT_THROW(packed->forward(torch::randn({2, 9})), std::invalid_argument);
+  packed->to(torch::kDouble);  // scales the kernels cannot read: refused by name, never misread as fp32
+  EXPECT_THROW(packed->forward(torch::randn({2, 8})), std::invalid_argument);
+}
+
+// Scales of one 16-bit dtype are kept as given; mixed dtypes all become fp32.
+TEST(PackedLinear, KeepsOneScaleDtypeAndWidensMixedOnes) {
+  auto l = random_binarymos(8, 4, 2, false, 2);
+  const torch::Tensor bits = pack_sign_bits(l->weight);
+  const auto half = [](const torch::Tensor& t) { return t.detach().to(torch::kHalf); };
+  PackedBinaryMoSLinearImpl kept(bits, 8, half(l->router), half(l->s_in), half(l->s_out), {});
+  EXPECT_EQ(kept.router.scalar_type(), torch::kHalf);
+  EXPECT_EQ(kept.s_in.scalar_type(), torch::kHalf);
+  EXPECT_EQ(kept.s_out.scalar_type(), torch::kHalf);
+  PackedBinaryMoSLinearImpl mixed(bits, 8, half(l->router), half(l->s_in).to(torch::kFloat), half(l->s_out), {});
+  EXPECT_EQ(mixed.router.scalar_type(), torch::kFloat);
+  EXPECT_EQ(mixed.s_in.scalar_type(), torch::kFloat);
+  EXPECT_EQ(mixed.s_out.scalar_type(), torch::kFloat);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = torch::randn({3, 8});
+  EXPECT_TRUE(kept.forward(x).equal(mixed.forward(x))) << "the same values, kept 16-bit or widened";
 }
 
 // ------------------------------------------------------------------------------------------- model round trips

@@ -165,8 +165,8 @@ void PackedBinaryMoSLinearImpl::forward_raw(const float* x, int64_t M, float* y)
   const torch::ScalarType dtype = s_out.scalar_type();
   if ((dtype != torch::kFloat && dtype != torch::kHalf && dtype != torch::kBFloat16) || s_in.scalar_type() != dtype ||
       (router.defined() && router.scalar_type() != dtype))
-    throw std::invalid_argument(std::string("PackedBinaryMoSLinear: the scales must share fp32, fp16 or bf16; s_out is ") +
-                                c10::toString(dtype) + ", s_in " + c10::toString(s_in.scalar_type()));
+    throw std::invalid_argument(std::string("PackedBinaryMoSLinear: the scales must share fp32, fp16 or bf16; ") +
+                                "s_out is " + c10::toString(dtype) + ", s_in " + c10::toString(s_in.scalar_type()));
   const kernels::MosScales scales{experts(),
                                   dtype == torch::kHalf       ? kernels::ScaleType::kF16
                                   : dtype == torch::kBFloat16 ? kernels::ScaleType::kBF16
