@@ -17,4 +17,6 @@ void set_compute_threads(int n) {
   if (auto f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(n);
 }
 
+int compute_threads() { return at::get_num_threads(); }
+
 }  // namespace bmos

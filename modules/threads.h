@@ -4,7 +4,10 @@
 
 namespace bmos {
 
-// n <= 0: all cores. Sets both pools.
+// n <= 0: all cores. Sets both pools. Commands call it whatever their --threads says: left alone, libtorch's pool
+// may start with fewer threads than cores (Debian's libtorch 1.13 starts with 1 on a 2-vCPU VM).
 void set_compute_threads(int n);
+// The threads libtorch's pool (and so the packed kernels, which take up to 2 of them) will use.
+int compute_threads();
 
 }  // namespace bmos

@@ -1,7 +1,10 @@
 // The LLaMA model on the real stories260K checkpoints, layer replacement, and the golden greedy text.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -153,6 +156,18 @@ TEST(Stories260K, GreedyGenerationMatchesGoldenTextByteForByte) {
                                       model + " --tokenizer " + tok +
                                       " --prompt 'Once upon a time' --steps 256 --temperature 0 2>/dev/null");
   EXPECT_EQ(out, read_file(golden));
+}
+
+// --threads 0 (the default) is every core, not libtorch's own default (1 on a 2-vCPU VM, which halved decode speed).
+TEST(Stories260K, GenerateUsesEveryCoreByDefault) {
+  BMOS_REQUIRE_DATA(model, "models/stories260K/stories260K.bin");
+  BMOS_REQUIRE_DATA(tok, "models/stories260K/tok512.model");
+  const std::string cmd = std::string("OMP_WAIT_POLICY=PASSIVE ") + test::build_dir() + "/bmos generate --model " +
+                          model + " --tokenizer " + tok + " --prompt 'Once' --steps 8 --temperature 0";
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  EXPECT_NE(run_command(cmd + " 2>&1 >/dev/null").find(", " + std::to_string(cores) + " CPU threads)"),
+            std::string::npos);
+  EXPECT_NE(run_command(cmd + " --threads 1 2>&1 >/dev/null").find(", 1 CPU threads)"), std::string::npos);
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ void print_piece(const std::string& piece) {
 int cmd_generate(const std::vector<std::string>& args) {
   if (!args.empty()) throw std::invalid_argument("unexpected argument '" + args[0] + "' (the prompt goes in --prompt)");
   if (FLAGS_model.empty()) throw std::invalid_argument("--model PATH is required (a llama2.c .bin, a HF folder, ...)");
-  if (FLAGS_threads > 0) set_compute_threads(FLAGS_threads);
+  set_compute_threads(FLAGS_threads);  // 0: all cores (libtorch alone may start with fewer)
   if (FLAGS_dtype != "fp32" && FLAGS_dtype != "bf16") throw std::invalid_argument("--dtype must be fp32 or bf16");
   LoadOptions load;
   load.dtype = FLAGS_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
@@ -69,8 +69,8 @@ int cmd_generate(const std::vector<std::string>& args) {
   std::printf("\n");
   std::fflush(stdout);  // before the stderr line, when both go to one file
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::fprintf(stderr, "achieved tok/s: %.1f (%zu tokens, %s model, %s)\n", (tokens.size() - 1) / s, tokens.size(),
-               loaded.format.c_str(), load.device.str().c_str());
+  std::fprintf(stderr, "achieved tok/s: %.1f (%zu tokens, %s model, %s, %d CPU threads)\n", (tokens.size() - 1) / s,
+               tokens.size(), loaded.format.c_str(), load.device.str().c_str(), compute_threads());
   return 0;
 }
 
