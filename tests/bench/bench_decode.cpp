@@ -398,13 +398,8 @@ void BM_PrefillInt8(benchmark::State& state) { prefill(state, true); }
 
 BENCHMARK(BM_DramRead)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 BENCHMARK(BM_Decode)->ArgNames({"threads", "raw"})->Args({1, 1})->Args({2, 1})->Args({1, 0})->Args({2, 0})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
-BENCHMARK(BM_WeightPages)
-    ->ArgNames({"threads", "huge"})
-    ->Args({2, 0})
-    ->Args({2, 1})
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime()
-    ->Iterations(1);
+BENCHMARK(BM_WeightPages)->ArgNames({"threads", "huge"})->Args({2, 0})->Args({2, 1})->Unit(benchmark::kMillisecond)
+    ->UseRealTime()->Iterations(1);
 BENCHMARK(BM_Prefill)
     ->ArgNames({"threads", "last_only"})
     ->Args({1, 1})
