@@ -1,6 +1,7 @@
 #include "modules/threads.h"
 
 #include <dlfcn.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <thread>
@@ -9,8 +10,14 @@
 
 namespace bmos {
 
+int available_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 void set_compute_threads(int n) {
-  if (n <= 0) n = int(std::max(1u, std::thread::hardware_concurrency()));
+  if (n <= 0) n = available_cores();
   at::set_num_threads(n);
   // OpenBLAS is linked through libblas; find its setter at run time (absent with another BLAS: nothing to do).
   using SetThreads = void (*)(int);

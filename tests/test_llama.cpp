@@ -1,10 +1,8 @@
 // The LLaMA model on the real stories260K checkpoints, layer replacement, and the golden greedy text.
-#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <thread>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -12,6 +10,7 @@
 #include "modules/binarymos_linear.h"
 #include "modules/io/model_loader.h"
 #include "modules/replace.h"
+#include "modules/threads.h"
 #include "tests/test_util.h"
 
 namespace bmos {
@@ -164,7 +163,7 @@ TEST(Stories260K, GenerateUsesEveryCoreByDefault) {
   BMOS_REQUIRE_DATA(tok, "models/stories260K/tok512.model");
   const std::string cmd = std::string("OMP_WAIT_POLICY=PASSIVE ") + test::build_dir() + "/bmos generate --model " +
                           model + " --tokenizer " + tok + " --prompt 'Once' --steps 8 --temperature 0";
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = available_cores();
   EXPECT_NE(run_command(cmd + " 2>&1 >/dev/null").find(", " + std::to_string(cores) + " CPU threads)"),
             std::string::npos);
   EXPECT_NE(run_command(cmd + " --threads 1 2>&1 >/dev/null").find(", 1 CPU threads)"), std::string::npos);

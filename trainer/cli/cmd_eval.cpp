@@ -10,7 +10,6 @@
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
-#include <thread>
 
 #include <ATen/Parallel.h>
 
@@ -97,7 +96,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string started = now_iso();
   // Whole batches on worker threads, each op single-threaded (eval_workers.h says why); one worker on a GPU.
-  const int threads = FLAGS_threads > 0 ? FLAGS_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = FLAGS_threads > 0 ? FLAGS_threads : available_cores();
   const int workers = FLAGS_device == "cpu" ? threads : 1;
   set_compute_threads(FLAGS_device == "cpu" ? 1 : threads);  // libtorch's pool and OpenBLAS's, together
 
