@@ -61,12 +61,13 @@ inline float widen(F16 h) {
   return f;
 }
 
-// Scale values are widened a chunk at a time into a buffer that the fp32 loops then read (the same loops, in the same
-// order, whatever the stored type: fp32 chunks are read in place). Chunks are multiples of 16 values.
+// 16-bit scales are widened a chunk at a time into a buffer that the fp32 loops then read: the same loops, in the
+// same order, as fp32 scales, which they read in place in one pass (fp16 on AVX-512 has its own loops, below).
+// Chunks are multiples of 16 values.
 constexpr int64_t kChunk = 256;
 
-// fp16 chunks: the plain loop (vectorised only in the AVX-512 clone), or the conversion instruction of F16C / AVX-512,
-// picked by the isa the caller asked for. All three are exact (test_binarymos_layer checks all 65,536 values on each).
+// fp16 chunks: the plain loop or, on the AVX2 kernels of a CPU with F16C, its conversion instruction. Both are exact
+// (test_binarymos_layer checks all 65,536 values on every isa).
 using WidenF16 = void (*)(const F16* p, int64_t n, float* out);
 
 BMOS_CLONES void widen_f16_plain(const F16* __restrict p, int64_t n, float* __restrict out) {
@@ -78,13 +79,6 @@ __attribute__((target("avx2,f16c"))) void widen_f16_f16c(const F16* p, int64_t n
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i))));
-  for (; i < n; ++i) out[i] = widen(p[i]);
-}
-
-__attribute__((target("avx512f"))) void widen_f16_avx512(const F16* p, int64_t n, float* out) {
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i))));
   for (; i < n; ++i) out[i] = widen(p[i]);
 }
 
@@ -125,9 +119,9 @@ __attribute__((target("avx512f"))) void mix_f16_avx512(const float* g, int64_t E
 }
 #endif
 
+// (AVX-512 reads fp16 through dot_f16_avx512 / mix_f16_avx512 instead.)
 WidenF16 widen_f16_for(CpuIsa isa) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (isa == CpuIsa::kAvx512) return widen_f16_avx512;
   if (isa == CpuIsa::kAvx2 && __builtin_cpu_supports("f16c")) return widen_f16_f16c;
 #endif
   return widen_f16_plain;
