@@ -1,6 +1,7 @@
 #include "modules/packed/packed_binarymos_linear.h"
 
 #include <algorithm>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <utility>
@@ -33,13 +34,16 @@ torch::Tensor fp32(const torch::Tensor& t) {
   return t.defined() ? t.detach().to(torch::kCPU, torch::kFloat).contiguous().clone() : t;
 }
 
-// The dtype the scales are kept in: that of all given (router when defined, s_in, s_out) when they share fp16, bf16
-// or fp32, else fp32.
-torch::ScalarType scale_dtype(const torch::Tensor& router, const torch::Tensor& s_in, const torch::Tensor& s_out) {
+// The kernels' type for the scales (router when defined, s_in, s_out) when all three share fp32, fp16 or bf16; none
+// otherwise.
+std::optional<kernels::ScaleType> kernel_scale_type(const torch::Tensor& router, const torch::Tensor& s_in,
+                                                    const torch::Tensor& s_out) {
   const torch::ScalarType t = s_out.scalar_type();
-  const bool kept = t == torch::kHalf || t == torch::kBFloat16 || t == torch::kFloat;
-  if (!kept || s_in.scalar_type() != t || (router.defined() && router.scalar_type() != t)) return torch::kFloat;
-  return t;
+  if (s_in.scalar_type() != t || (router.defined() && router.scalar_type() != t)) return std::nullopt;
+  if (t == torch::kFloat) return kernels::ScaleType::kF32;
+  if (t == torch::kHalf) return kernels::ScaleType::kF16;
+  if (t == torch::kBFloat16) return kernels::ScaleType::kBF16;
+  return std::nullopt;
 }
 
 torch::Tensor scales_as(const torch::Tensor& t, torch::ScalarType dtype) {
@@ -95,7 +99,9 @@ PackedBinaryMoSLinearImpl::PackedBinaryMoSLinearImpl(kernels::PreparedBinaryMatr
   else if (router_in.defined()) throw std::invalid_argument("PackedBinaryMoSLinear: a router with E == 1 experts");
   if (bias_in.defined()) check_shape("bias", bias_in, {out});
 
-  const torch::ScalarType dtype = scale_dtype(router_in, s_in_in, s_out_in);
+  // Kept in their dtype when the kernels read it, else all fp32.
+  const torch::ScalarType dtype =
+      kernel_scale_type(router_in, s_in_in, s_out_in) ? s_out_in.scalar_type() : torch::kFloat;
   if (E > 1) router = register_buffer("router", scales_as(router_in, dtype));
   s_in = register_buffer("s_in", scales_as(s_in_in, dtype));
   s_out = register_buffer("s_out", scales_as(s_out_in, dtype));
@@ -162,16 +168,13 @@ void PackedBinaryMoSLinearImpl::forward_raw(const float* x, int64_t M, float* y)
   // A second thread only pays for its fork/join when there is work to split (stories260K's 64 x 172 layers decode
   // about 2x slower on 2 threads than on 1).
   const int threads = M * out * in >= kTwoThreadMinWork ? std::clamp(at::get_num_threads(), 1, 2) : 1;
-  const torch::ScalarType dtype = s_out.scalar_type();
-  if ((dtype != torch::kFloat && dtype != torch::kHalf && dtype != torch::kBFloat16) || s_in.scalar_type() != dtype ||
-      (router.defined() && router.scalar_type() != dtype))
+  const std::optional<kernels::ScaleType> type = kernel_scale_type(router, s_in, s_out);
+  if (!type)
     throw std::invalid_argument(std::string("PackedBinaryMoSLinear: the scales must share fp32, fp16 or bf16; ") +
-                                "s_out is " + c10::toString(dtype) + ", s_in " + c10::toString(s_in.scalar_type()));
-  const kernels::MosScales scales{experts(),
-                                  dtype == torch::kHalf       ? kernels::ScaleType::kF16
-                                  : dtype == torch::kBFloat16 ? kernels::ScaleType::kBF16
-                                                              : kernels::ScaleType::kF32,
-                                  router.defined() ? router.data_ptr() : nullptr, s_in.data_ptr(), s_out.data_ptr()};
+                                "s_out is " + c10::toString(s_out.scalar_type()) + ", s_in " +
+                                c10::toString(s_in.scalar_type()));
+  const kernels::MosScales scales{experts(), *type, router.defined() ? router.data_ptr() : nullptr, s_in.data_ptr(),
+                                  s_out.data_ptr()};
   kernels::binarymos_forward(prepared_, scales, bias.defined() ? bias.data_ptr<float>() : nullptr, x, M, y, threads,
                              kernels::best_cpu_isa(), prefill_tables_);
 }

@@ -110,7 +110,7 @@ int cmd_export(const std::vector<std::string>& args) {
                                 "--size_report llama2-7b,...)");
   if (FLAGS_stream != "auto" && FLAGS_stream != "on" && FLAGS_stream != "off")
     throw std::invalid_argument("--stream must be auto, on or off, got '" + FLAGS_stream + "'");
-  set_compute_threads(FLAGS_threads);  // 0: all cores (libtorch alone may start with fewer)
+  set_compute_threads(FLAGS_threads);  // 0: every core this process may use (libtorch alone may start with fewer)
   if (!FLAGS_from_teacher.empty()) {
     if (FLAGS_stream == "off") throw std::invalid_argument("--from-teacher always streams (--stream off)");
     for (const char* f : {"sample_sequences", "sample_len"})

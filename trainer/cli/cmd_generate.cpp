@@ -36,7 +36,7 @@ void print_piece(const std::string& piece) {
 int cmd_generate(const std::vector<std::string>& args) {
   if (!args.empty()) throw std::invalid_argument("unexpected argument '" + args[0] + "' (the prompt goes in --prompt)");
   if (FLAGS_model.empty()) throw std::invalid_argument("--model PATH is required (a llama2.c .bin, a HF folder, ...)");
-  set_compute_threads(FLAGS_threads);  // 0: all cores (libtorch alone may start with fewer)
+  set_compute_threads(FLAGS_threads);  // 0: every core this process may use (libtorch alone may start with fewer)
   if (FLAGS_dtype != "fp32" && FLAGS_dtype != "bf16") throw std::invalid_argument("--dtype must be fp32 or bf16");
   LoadOptions load;
   load.dtype = FLAGS_dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;

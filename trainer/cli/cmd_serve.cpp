@@ -41,7 +41,7 @@ int cmd_serve(const std::vector<std::string>& args) {
   if (FLAGS_model.empty()) throw std::invalid_argument("--model PATH is required (a llama2.c .bin, a HF folder, ...)");
   if (FLAGS_port < 0 || FLAGS_port > 65535) throw std::invalid_argument("--port must be in 0..65535 (0: a free one)");
   if (FLAGS_max_queue < 1) throw std::invalid_argument("--max_queue must be at least 1");
-  set_compute_threads(FLAGS_threads);  // 0: all cores (libtorch alone may start with fewer)
+  set_compute_threads(FLAGS_threads);  // 0: every core this process may use (libtorch alone may start with fewer)
   LoadOptions load;
   load.device = device_from_flag();
   load.prefill_tables = prefill_tables_from_flag();
