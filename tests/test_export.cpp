@@ -322,7 +322,9 @@ TEST(Export, RoundTripLogitsMatchTrainingGraph) {
       if (auto p = std::dynamic_pointer_cast<PackedBinaryMoSLinearImpl>(loaded.model->get_linear(n))) {
         EXPECT_EQ(p->s_in.scalar_type(), stored) << n;
         EXPECT_EQ(p->s_out.scalar_type(), stored) << n;
-        if (p->router.defined()) EXPECT_EQ(p->router.scalar_type(), stored) << n;
+        if (p->router.defined()) {
+          EXPECT_EQ(p->router.scalar_type(), stored) << n;
+        }
       }
     if (stored != torch::kFloat) {
       Llama widened = load_model(dir + "/out").model;

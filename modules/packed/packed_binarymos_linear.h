@@ -70,6 +70,8 @@ class PackedBinaryMoSLinearImpl : public LinearLike {
   // The canonical words, (out, packed::words_per_row(in)) int32.
   torch::Tensor bits() const;
   int64_t prepared_bytes() const { return prepared_.bytes(); }
+  // The bits as the CPU kernels read them (benchmarks time the products alone).
+  const kernels::PreparedBinaryMatrix& prepared() const { return prepared_; }
   // Whether the bits are used in place from a mapped file rather than held in memory of their own.
   bool bits_mapped() const { return prepared_.is_view(); }
   // The CPU products of 2 or more tokens (prefill, eval) with exact fp32 tables (the default) or tables rounded to

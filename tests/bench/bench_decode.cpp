@@ -44,17 +44,13 @@
 
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "kernels/cpu/binary_matmul.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/packed_format.h"
-#include "modules/io/hf_llama.h"
 #include "modules/io/model_loader.h"
-#include "modules/io/safetensors.h"
 #include "modules/packed/int8_rows_linear.h"
-#include "modules/packed/packed_layout.h"
 #include "modules/packed/packed_binarymos_linear.h"
 #include "modules/threads.h"
 #include "tests/bench/bench_ratio.h"
@@ -328,11 +324,12 @@ void prefill(benchmark::State& state, bool int8) {
   state.counters["tok/s"] = benchmark::Counter(static_cast<double>(tokens), benchmark::Counter::kIsRate);
   set_tables(m, kernels::LutPrecision::kFp32);
 }
-// The export's packed sign bits as views into its file, mapped (huge = false) or read into huge pages (true).
+// The export's packed linears as load_model builds them, mapped (huge = false) or read into huge pages (true), and
+// their bits as the kernels read them.
 struct WeightViews {
   std::string error;
-  std::unique_ptr<SafetensorsFile> file;
-  std::vector<kernels::PreparedBinaryMatrix> bits;  // model order
+  Llama model{nullptr};
+  std::vector<const kernels::PreparedBinaryMatrix*> bits;  // model order
   int64_t max_dim = 0;
   double bytes = 0;
 };
@@ -347,21 +344,19 @@ const WeightViews& weight_views(bool huge) {
     w->error = "SKIPPED: set BMOS_DECODE_MODEL to an exported packed folder (see tests/bench/bench_decode.cpp)";
     return *w;
   }
-  const std::string config_path = std::string(dir) + "/config.json";
-  std::ifstream in(config_path);
-  const nlohmann::json cj = nlohmann::json::parse(in);
-  if (quantization_from_json(cj.at("quantization"), config_path).format_version < 2) {
-    w->error = "SKIPPED: " + config_path + " is format_version 1 (its bits are repacked at load, not used in place)";
-    return *w;
-  }
-  w->file = std::make_unique<SafetensorsFile>(std::string(dir) + "/model.safetensors", !huge);
-  for (const auto& l : decoder_linear_shapes(llama_config_from_hf_json(cj, config_path))) {
-    if (!w->file->contains(l.name + ".qweight")) continue;
-    const SafetensorsFile::Mapped m = w->file->mapped(l.name + ".qweight");
-    w->bits.push_back(kernels::PreparedBinaryMatrix::view(reinterpret_cast<const packed::Word*>(m.data), l.out, l.in,
-                                                          m.keep));
-    w->max_dim = std::max({w->max_dim, l.in, l.out});
-    w->bytes += double(w->bits.back().bytes());
+  LoadOptions options;
+  options.map_weights = !huge;
+  w->model = load_model(dir, options).model;
+  for (const auto& name : w->model->linear_names()) {
+    auto p = std::dynamic_pointer_cast<PackedBinaryMoSLinearImpl>(w->model->get_linear(name));
+    if (!p) continue;
+    if (!p->bits_mapped()) {  // used in place from the file's mapping or its huge-page copy, as format 2 is
+      w->error = std::string("SKIPPED: ") + dir + " is format_version 1 (its bits are repacked at load, not mapped)";
+      return *w;
+    }
+    w->bits.push_back(&p->prepared());
+    w->max_dim = std::max({w->max_dim, p->in_features(), p->out_features()});
+    w->bytes += double(p->prepared_bytes());
   }
   return *w;
 }
@@ -376,7 +371,7 @@ void BM_WeightPages(benchmark::State& state) {
   std::vector<float> x(w.max_dim, 0.5f), y(w.max_dim);
   auto token = [&] {
     const auto t0 = Clock::now();
-    for (const auto& B : w.bits) kernels::binary_matmul(B, x.data(), 1, y.data(), threads);
+    for (const auto* B : w.bits) kernels::binary_matmul(*B, x.data(), 1, y.data(), threads);
     return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   };
   token();  // pages in (mapped) and warms the pool
