@@ -8,6 +8,7 @@
 
 #include <ATen/Parallel.h>
 
+#include "kernels/cpu/fp16.h"
 #include "kernels/cpu/spin_pool.h"
 #include "kernels/cpu/target_clones.h"
 
@@ -17,6 +18,12 @@ namespace {
 
 bool cpu_fp32(const torch::Tensor& t) {
   return t.defined() && t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous();
+}
+
+// A KV cache tensor the raw path reads: contiguous on the CPU, fp32 or fp16 like layer 0's keys.
+bool cpu_cache(const torch::Tensor& t, const torch::Tensor& first) {
+  return t.defined() && t.device().is_cpu() && t.is_contiguous() && t.scalar_type() == first.scalar_type() &&
+         (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kHalf);
 }
 
 // Sum of a[i] * b[i] with 8 independent partial sums (the compiler vectorises them; one serial sum would not).
@@ -76,37 +83,120 @@ void rope(float* x, int64_t heads, int64_t hd, const float* cos, const float* si
   }
 }
 
-// Attention of query heads [h0, h1) over key positions [s0, s1) of the cache (K, V: (KVH, max_len, hd) of batch 0):
-// out[h] = softmax(scale * q[h] . K[g]) V[g] with g = h / rep. scores: s1 - s0 floats of scratch per call.
-BMOS_CLONES void attend(const float* q, const float* K, const float* V, int64_t max_len, int64_t hd, int64_t rep, int64_t h0,
-            int64_t h1, int64_t s0, int64_t s1, float scale, float* scores, float* out) {
+// One layer's keys or values of batch 0, (KVH, max_len, hd), as fp32 or fp16 (LlamaRunOptions::fp16_kv_cache).
+struct CacheRows {
+  void* data;
+  bool fp16;
+  int64_t max_len, hd;
+
+  explicit CacheRows(const torch::Tensor& t) : data(t.data_ptr()), fp16(t.scalar_type() == torch::kHalf), max_len(t.size(2)),
+                                      hd(t.size(3)) {}
+  int64_t at(int64_t g, int64_t s) const { return (g * max_len + s) * hd; }
+  // Positions [s, s + n) of kv head g as fp32: in place, or widened (exactly) into buf, n * hd floats.
+  const float* rows(int64_t g, int64_t s, int64_t n, float* buf) const {
+    if (!fp16) return static_cast<const float*>(data) + at(g, s);
+    kernels::fp16_to_float(static_cast<const uint16_t*>(data) + at(g, s), n * hd, buf);
+    return buf;
+  }
+  // Position s of kv head g := v (hd floats), rounded to nearest for fp16.
+  void store(int64_t g, int64_t s, const float* v) const {
+    if (fp16) kernels::float_to_fp16(v, hd, static_cast<uint16_t*>(data) + at(g, s));
+    else std::copy_n(v, hd, static_cast<float*>(data) + at(g, s));
+  }
+  void prefetch(int64_t g, int64_t s, int64_t n) const {
+    const char* p = static_cast<const char*>(data) + at(g, s) * (fp16 ? 2 : 4);
+    const int64_t bytes = n * hd * (fp16 ? 2 : 4);
+    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
+  }
+};
+
+// Positions of the cache read (and, fp16, widened) at a time: 16 x 128 floats of scratch stay in L1.
+constexpr int64_t kRowBlock = 16;
+
+// 16 floats as one value of GCC's vector extension (a zmm in the AVX-512 clone, two ymm or four xmm in the others),
+// loaded from and stored to any float address.
+typedef float F32x16 __attribute__((vector_size(64), aligned(4), may_alias));
+
+// (Forced inline, as are dot_rows and add_rows: only attend is compiled per BMOS_CLONES target, and an out-of-line
+// copy of a helper would run baseline SSE2 code.)
+// The sum of the 16 lanes, halving: (a[i] + a[i + 8]), then + 4, + 2, + 1.
+__attribute__((always_inline)) inline float sum16(F32x16 v) {
+  float a[16];
+  std::memcpy(a, &v, sizeof a);
+  for (int w = 8; w > 0; w /= 2)
+    for (int i = 0; i < w; ++i) a[i] += a[i + w];
+  return a[0];
+}
+
+// out[r] = scale * (q . k_r) for R rows k_r = k + r * hd, each in 16 partial sums (lane d % 16): R independent chains
+// of vector FMAs (one row's chain alone waits on the FMA latency at every step), held in registers.
+template <int R>
+__attribute__((always_inline)) inline void dot_rows(const float* q, const float* k, int64_t hd, float scale,
+                                                    float* out) {
+  F32x16 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = F32x16{};
+  int64_t d = 0;
+  for (; d + 16 <= hd; d += 16) {
+    const F32x16 qv = *reinterpret_cast<const F32x16*>(q + d);
+    for (int r = 0; r < R; ++r) acc[r] += qv * *reinterpret_cast<const F32x16*>(k + r * hd + d);
+  }
+  for (; d < hd; ++d)
+    for (int r = 0; r < R; ++r) acc[r][d % 16] += q[d] * k[r * hd + d];
+  for (int r = 0; r < R; ++r) out[r] = scale * sum16(acc[r]);
+}
+
+// o[d] += p[j] * v_j[d] for n rows v_j = v + j * hd, row after row for each d (the order of one row at a time), 16
+// values of o held in a register across the n rows.
+__attribute__((always_inline)) inline void add_rows(const float* p, const float* v, int64_t n, int64_t hd, float* o) {
+  int64_t d = 0;
+  for (; d + 16 <= hd; d += 16) {
+    F32x16 t = *reinterpret_cast<const F32x16*>(o + d);
+    for (int64_t j = 0; j < n; ++j) t += p[j] * *reinterpret_cast<const F32x16*>(v + j * hd + d);
+    *reinterpret_cast<F32x16*>(o + d) = t;
+  }
+  for (; d < hd; ++d) {
+    float t = o[d];
+    for (int64_t j = 0; j < n; ++j) t += p[j] * v[j * hd + d];
+    o[d] = t;
+  }
+}
+
+// Attention of query heads [h0, h1) over key positions [s0, s1) of the cache: out[h] = softmax(scale * q[h] . K[g])
+// V[g] with g = h / rep. scores: s1 - s0 floats of scratch per call; buf: kRowBlock * hd floats.
+BMOS_CLONES void attend(const float* q, const CacheRows& K, const CacheRows& V, int64_t hd, int64_t rep, int64_t h0,
+                        int64_t h1, int64_t s0, int64_t s1, float scale, float* scores, float* buf, float* out) {
   for (int64_t h = h0; h < h1; ++h) {
     const int64_t g = h / rep;
-    const float* Kg = K + g * max_len * hd;
-    const float* Vg = V + g * max_len * hd;
-    // The next head's keys and values are requested while this head's are used: each head reads its own 2 x S rows
-    // (a new stream the hardware prefetchers would only pick up after a few misses).
+    const float* qh = q + h * hd;
+    // Each pass over a head's rows asks for its next block while it reads this one, and its last block asks for the
+    // first of the next pass (the head's values, then the next head's keys): the streams start warm, and nothing is
+    // fetched so far ahead that it leaves the cache before use (a whole head ahead, as once here, doubled the reads
+    // of a long context).
     const int64_t gn = (h + 1) / rep;
-    const bool prefetch = h + 1 < h1 && gn != g;
-    float m = -INFINITY;
-    for (int64_t s = s0; s < s1; ++s) {
-      if (prefetch)
-        for (int64_t d = 0; d < hd; d += 16) {
-          __builtin_prefetch(K + (gn * max_len + s) * hd + d);
-          __builtin_prefetch(V + (gn * max_len + s) * hd + d);
-        }
-      scores[s - s0] = scale * dot(q + h * hd, Kg + s * hd, hd);
-      m = std::max(m, scores[s - s0]);
+    for (int64_t s = s0; s < s1; s += kRowBlock) {
+      const int64_t n = std::min(kRowBlock, s1 - s);
+      if (s + n < s1) K.prefetch(g, s + n, std::min(kRowBlock, s1 - s - n));
+      else V.prefetch(g, s0, std::min(kRowBlock, s1 - s0));
+      const float* k = K.rows(g, s, n, buf);
+      float* sc = scores + (s - s0);
+      int64_t j = 0;
+      for (; j + 4 <= n; j += 4) dot_rows<4>(qh, k + j * hd, hd, scale, sc + j);
+      for (; j < n; ++j) dot_rows<1>(qh, k + j * hd, hd, scale, sc + j);
     }
-    for (int64_t s = s0; s < s1; ++s) scores[s - s0] = fast_exp(scores[s - s0] - m);
+    const int64_t S = s1 - s0;
+    float m = -INFINITY;
+    for (int64_t i = 0; i < S; ++i) m = std::max(m, scores[i]);
+    for (int64_t i = 0; i < S; ++i) scores[i] = fast_exp(scores[i] - m);
     float z = 0;
-    for (int64_t s = s0; s < s1; ++s) z += scores[s - s0];
+    for (int64_t i = 0; i < S; ++i) z += scores[i];
+    for (int64_t i = 0; i < S; ++i) scores[i] /= z;
     float* o = out + h * hd;
     std::fill(o, o + hd, 0.0f);
-    for (int64_t s = s0; s < s1; ++s) {
-      const float p = scores[s - s0] / z;
-      const float* v = Vg + s * hd;
-      for (int64_t d = 0; d < hd; ++d) o[d] += p * v[d];
+    for (int64_t s = s0; s < s1; s += kRowBlock) {
+      const int64_t n = std::min(kRowBlock, s1 - s);
+      if (s + n < s1) V.prefetch(g, s + n, std::min(kRowBlock, s1 - s - n));
+      else if (h + 1 < h1 && gn != g) K.prefetch(gn, s0, std::min(kRowBlock, s1 - s0));
+      add_rows(scores + (s - s0), V.rows(g, s, n, buf), n, hd, o);
     }
   }
 }
@@ -116,7 +206,7 @@ BMOS_CLONES void attend(const float* q, const float* K, const float* V, int64_t 
 constexpr int64_t kThreadedAttention = int64_t{1} << 16;
 
 struct Scratch {
-  std::vector<float> x, xn, q, k, v, att, o, up, gate, scores;
+  std::vector<float> x, xn, q, k, v, att, o, up, gate, scores, rows;
 };
 
 }  // namespace
@@ -127,14 +217,15 @@ std::string fast_decode_blocker(const LlamaImpl& m, const KVCache& cache) {
   if (torch::GradMode::is_enabled()) return "gradients are enabled (decode under torch::NoGradGuard)";
   if (c.layer_norm || c.post_norm || !c.rotary() || c.relu_mlp || c.learned_positions || c.projects_embeddings())
     return "the raw path runs pre-norm RMSNorm, rotary, SwiGLU blocks (not OPT's)";
-  if (cache.k.size() != static_cast<size_t>(c.n_layers) || !cpu_fp32(cache.k[0]) || cache.k[0].size(0) != 1)
-    return "the KV cache is not one fp32 CPU sequence";
+  if (cache.k.size() != static_cast<size_t>(c.n_layers) || !cpu_cache(cache.k[0], cache.k[0]) ||
+      cache.k[0].size(0) != 1)
+    return "the KV cache is not one fp32 or fp16 CPU sequence";
   if (!cpu_fp32(m.rope_cos()) || !cpu_fp32(m.rope_sin())) return "the rotary tables are not fp32 on the CPU";
   for (size_t i = 0; i < m.layers->size(); ++i) {
     const auto b = m.block(i);
-    if (!cpu_fp32(b->attention_norm->weight) || !cpu_fp32(b->ffn_norm->weight) || !cpu_fp32(cache.k[i]) ||
-        !cpu_fp32(cache.v[i]))
-      return "block " + std::to_string(i) + " has norms or a cache that are not fp32 on the CPU";
+    if (!cpu_fp32(b->attention_norm->weight) || !cpu_fp32(b->ffn_norm->weight) || !cpu_cache(cache.k[i], cache.k[0]) ||
+        !cpu_cache(cache.v[i], cache.k[0]))
+      return "block " + std::to_string(i) + " has norms that are not fp32, or a cache unlike layer 0's, on the CPU";
     const auto& a = *b->attention;
     const auto& f = *b->feed_forward;
     for (const auto* l : {&a.wq, &a.wk, &a.wv, &a.wo, &f.w1, &f.w2, &f.w3})
@@ -168,6 +259,7 @@ torch::Tensor fast_decode_token(LlamaImpl& m, const torch::Tensor& tokens, KVCac
   const float scale = static_cast<float>(1.0 / std::sqrt(double(hd)));
   const int threads = H * S * hd >= kThreadedAttention ? std::max(at::get_num_threads(), 1) : 1;
   s.scores.resize(static_cast<size_t>(threads * S));
+  s.rows.resize(static_cast<size_t>(threads * kRowBlock * hd));
 
   for (size_t i = 0; i < m.layers->size(); ++i) {
     BlockImpl& b = *m.block(i);
@@ -184,21 +276,20 @@ torch::Tensor fast_decode_token(LlamaImpl& m, const torch::Tensor& tokens, KVCac
     }
     rope(s.q.data(), H, hd, cos, sin);
     rope(s.k.data(), KVH, hd, cos, sin);
-    float* K = cache.k[i].data_ptr<float>();  // (1, KVH, max_len, hd)
-    float* V = cache.v[i].data_ptr<float>();
+    const CacheRows K(cache.k[i]), V(cache.v[i]);  // (1, KVH, max_len, hd)
     for (int64_t g = 0; g < KVH; ++g) {
-      std::copy_n(s.k.data() + g * hd, hd, K + (g * max_len + start) * hd);
-      std::copy_n(s.v.data() + g * hd, hd, V + (g * max_len + start) * hd);
+      K.store(g, start, s.k.data() + g * hd);
+      V.store(g, start, s.v.data() + g * hd);
     }
     if (threads == 1) {
-      attend(s.q.data(), K, V, max_len, hd, rep, 0, H, s0, start + 1, scale, s.scores.data(), s.att.data());
+      attend(s.q.data(), K, V, hd, rep, 0, H, s0, start + 1, scale, s.scores.data(), s.rows.data(), s.att.data());
     } else {
       // (Raw pointers: inside the lambda `s` would name the worker thread's own thread_local scratch.)
       const float* q = s.q.data();
-      float *scores = s.scores.data(), *att = s.att.data();
-      kernels::spin_pool_run(threads, [=](int part, int parts) {
-        attend(q, K, V, max_len, hd, rep, H * part / parts, H * (part + 1) / parts, s0, start + 1, scale,
-               scores + part * S, att);
+      float *scores = s.scores.data(), *rows = s.rows.data(), *att = s.att.data();
+      kernels::spin_pool_run(threads, [=, &K, &V](int part, int parts) {
+        attend(q, K, V, hd, rep, H * part / parts, H * (part + 1) / parts, s0, start + 1, scale, scores + part * S,
+               rows + part * kRowBlock * hd, att);
       });
     }
     a.wo->forward_raw(s.att.data(), 1, s.o.data());

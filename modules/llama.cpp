@@ -104,10 +104,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   int64_t start = 0;
   if (cache) {
     start = cache->len;
-    cache->k[layer].index_put_({Slice(), Slice(), Slice(start, start + T)}, k);
-    cache->v[layer].index_put_({Slice(), Slice(), Slice(start, start + T)}, v);
-    k = cache->k[layer].index({Slice(), Slice(), Slice(0, start + T)});
-    v = cache->v[layer].index({Slice(), Slice(), Slice(0, start + T)});
+    const auto dtype = cache->k[layer].scalar_type();  // an fp16 cache rounds k, v here and widens them back below
+    cache->k[layer].index_put_({Slice(), Slice(), Slice(start, start + T)}, k.to(dtype));
+    cache->v[layer].index_put_({Slice(), Slice(), Slice(start, start + T)}, v.to(dtype));
+    k = cache->k[layer].index({Slice(), Slice(), Slice(0, start + T)}).to(q.scalar_type());
+    v = cache->v[layer].index({Slice(), Slice(), Slice(0, start + T)}).to(q.scalar_type());
   }
   // Grouped-query attention without copying keys/values: query head h reads kv head h / rep, so the rep query heads
   // of one kv head are stacked: q (B*KVH, rep, T, hd) against k, v (B*KVH, S, hd).
@@ -233,7 +234,8 @@ void LlamaImpl::set_run_options(const LlamaRunOptions& options) {
 
 KVCache LlamaImpl::new_cache(int64_t batch, int64_t max_len) const {
   KVCache c;
-  const auto opts = tok_embeddings->weight.options().requires_grad(false);
+  auto opts = tok_embeddings->weight.options().requires_grad(false);
+  if (run_.fp16_kv_cache) opts = opts.dtype(torch::kHalf);
   for (int64_t i = 0; i < config.n_layers; ++i) {
     c.k.push_back(torch::zeros({batch, config.n_kv_heads, max_len, config.head_dim()}, opts));
     c.v.push_back(torch::zeros({batch, config.n_kv_heads, max_len, config.head_dim()}, opts));

@@ -32,7 +32,8 @@ class NormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Norm);
 
-// Keys/values of past positions for incremental decoding: per layer (B, n_kv_heads, max_len, head_dim).
+// Keys/values of past positions for incremental decoding: per layer (B, n_kv_heads, max_len, head_dim), in the
+// model's dtype or fp16 (LlamaRunOptions::fp16_kv_cache); attention reads them back in the query's dtype.
 struct KVCache {
   std::vector<torch::Tensor> k, v;
   int64_t len = 0;  // positions filled
@@ -44,6 +45,8 @@ struct LlamaRunOptions {
   bool checkpoint_blocks = false;  // recompute each block in backward instead of keeping its activations
   bool fast_decode = true;         // one-token decode on the raw path when the model allows (modules/decode_step.h);
                                    // false: the torch ops, which the fast path is tested against
+  bool fp16_kv_cache = false;      // new_cache() holds keys and values as fp16, each rounded to nearest, instead of in
+                                   // the model's dtype: half the memory and half the cache bytes a decoded token reads
 };
 
 class AttentionImpl : public torch::nn::Module {

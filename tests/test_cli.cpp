@@ -107,10 +107,13 @@ TEST(Cli, ExportRefusesFlagsItsPathWouldIgnore) {
              "--from-teacher always streams");
 }
 
-TEST(Cli, PrefillTablesFlagIsCheckedByName) {
+TEST(Cli, PrefillTablesAndKvCacheFlagsAreCheckedByName) {
   EXPECT_HAS(bmos("generate --model x --prefill_tables int4").output, "--prefill_tables 'int4': must be fp32 or int8");
   EXPECT_HAS(bmos("serve --model x --port 0 --prefill_tables int4").output,
              "--prefill_tables 'int4': must be fp32 or int8");
+  EXPECT_HAS(bmos("generate --model x --kv_cache bf16").output, "--kv_cache 'bf16': must be model or fp16");
+  EXPECT_HAS(bmos("serve --model x --port 0 --kv_cache int8").output, "--kv_cache 'int8': must be model or fp16");
+  EXPECT_HAS(bmos("eval --model x --kv_cache fp16").output, "--kv_cache is not a flag of 'eval'");
 }
 
 TEST(Cli, ARunFolderWithoutACheckpointIsNamed) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cpu/binary_matmul.h"
+#include "kernels/cpu/fp16.h"
 #include "kernels/cpu/target_clones.h"
 
 #if defined(__x86_64__)
@@ -36,52 +37,14 @@ inline float widen(BF16 h) {
   std::memcpy(&f, &u, sizeof f);
   return f;
 }
-// Exact for every fp16 value (subnormals, infinities and NaNs included) in plain integer and float operations (GCC
-// 12's _Float16 calls a library function per value; this vectorises, at least in the AVX-512 clone): the exponent and
-// mantissa bits moved into place and rebiased; an fp16 subnormal is renormalised by subtracting 2^-14 (a subtraction
-// of two normal fp32 numbers, exact, and immune to denormals-are-zero). The reference and the fallback of the F16C /
-// AVX-512 conversions below.
-inline float widen(F16 h) {
-  constexpr uint32_t kExp = 0x7c00u << 13;  // the fp16 exponent field, moved to its fp32 place
-  uint32_t u = uint32_t{h.bits & 0x7fffu} << 13;
-  const uint32_t exp = u & kExp;
-  u += (127u - 15u) << 23;
-  if (exp == kExp) u += (128u - 16u) << 23;  // infinity or NaN: the fp32 exponent is all ones
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  const uint32_t renorm_bits = u + (1u << 23), magic_bits = 113u << 23;
-  float renorm, magic;
-  std::memcpy(&renorm, &renorm_bits, sizeof renorm);
-  std::memcpy(&magic, &magic_bits, sizeof magic);
-  if (exp == 0) f = renorm - magic;  // zero or subnormal
-  uint32_t out;
-  std::memcpy(&out, &f, sizeof out);
-  out |= uint32_t{h.bits & 0x8000u} << 16;
-  std::memcpy(&f, &out, sizeof f);
-  return f;
-}
+inline float widen(F16 h) { return fp16_to_float(h.bits); }
 
 // 16-bit scales are widened a chunk at a time into a buffer that the fp32 loops then read: the same loops, in the
 // same order, as fp32 scales, which they read in place in one pass (fp16 on AVX-512 has its own loops, below).
 // Chunks are multiples of 16 values.
 constexpr int64_t kChunk = 256;
 
-// fp16 chunks: the plain loop or, on the AVX2 kernels of a CPU with F16C, its conversion instruction. Both are exact
-// (test_binarymos_layer checks all 65,536 values on every isa).
-using WidenF16 = void (*)(const F16* p, int64_t n, float* out);
-
-BMOS_CLONES void widen_f16_plain(const F16* __restrict p, int64_t n, float* __restrict out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = widen(p[i]);
-}
-
 #if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx2,f16c"))) void widen_f16_f16c(const F16* p, int64_t n, float* out) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i))));
-  for (; i < n; ++i) out[i] = widen(p[i]);
-}
-
 // fp16 dot and mix on AVX-512 with the conversion in the loop (decode reads every scale once, straight from memory:
 // no second pass over a widened copy). The same operations in the same order as dot_parts / axpy / times on fp32,
 // lane i of the accumulator being part[i], mul and add rounded apart (this file is built without contraction).
@@ -119,24 +82,17 @@ __attribute__((target("avx512f"))) void mix_f16_avx512(const float* g, int64_t E
 }
 #endif
 
-// (AVX-512 reads fp16 through dot_f16_avx512 / mix_f16_avx512 instead.)
-WidenF16 widen_f16_for(CpuIsa isa) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (isa == CpuIsa::kAvx2 && __builtin_cpu_supports("f16c")) return widen_f16_f16c;
-#endif
-  return widen_f16_plain;
-}
-
 BMOS_CLONES void widen_bf16(const BF16* __restrict p, int64_t n, float* __restrict out) {
   for (int64_t i = 0; i < n; ++i) out[i] = widen(p[i]);
 }
 
-inline const float* as_float(const float* p, int64_t, float*, WidenF16) { return p; }
-inline const float* as_float(const F16* p, int64_t n, float* buf, WidenF16 f16) {
-  f16(p, n, buf);
+// fp16 chunks through kernels/cpu/fp16.h's conversion for the isa (F16C on the AVX2 kernels; exact on every isa).
+inline const float* as_float(const float* p, int64_t, float*, CpuIsa) { return p; }
+inline const float* as_float(const F16* p, int64_t n, float* buf, CpuIsa isa) {
+  fp16_to_float(reinterpret_cast<const uint16_t*>(p), n, buf, isa);
   return buf;
 }
-inline const float* as_float(const BF16* p, int64_t n, float* buf, WidenF16) {
+inline const float* as_float(const BF16* p, int64_t n, float* buf, CpuIsa) {
   widen_bf16(p, n, buf);
   return buf;
 }
@@ -156,7 +112,7 @@ BMOS_CLONES void dot_parts(const float* a, const float* b, int64_t n, float* par
 // reordering it and is add-latency bound (~14 us for E = 4 router rows of K = 4096, a quarter of the binary GEMV).
 // fp32 in one pass; 16-bit values a chunk at a time, or (fp16 on AVX-512) converted in the loop.
 template <typename T>
-float dot(const T* a, const float* b, int64_t K, CpuIsa isa, WidenF16 f16) {
+float dot(const T* a, const float* b, int64_t K, CpuIsa isa) {
 #if defined(__x86_64__) && defined(__GNUC__)
   if constexpr (std::is_same_v<T, F16>)
     if (isa == CpuIsa::kAvx512) return dot_f16_avx512(a, b, K);
@@ -166,7 +122,7 @@ float dot(const T* a, const float* b, int64_t K, CpuIsa isa, WidenF16 f16) {
   const int64_t step = std::is_same_v<T, float> ? K : kChunk;
   for (int64_t k = 0; k < K; k += step) {
     const int64_t n = std::min(step, K - k);
-    dot_parts(as_float(a + k, n, buf, f16), b + k, n, part);
+    dot_parts(as_float(a + k, n, buf, isa), b + k, n, part);
   }
   float s = 0.0f;
   for (float p : part) s += p;
@@ -192,7 +148,7 @@ BMOS_CLONES void times(const float* __restrict x, int64_t n, float* __restrict o
 // time, or (fp16 on AVX-512) all experts of 16 values at once, converted in the loop.
 template <typename T>
 void mix(const float* g, int64_t E, const T* experts, int64_t stride, int64_t n, const float* x, float* out,
-         CpuIsa isa, WidenF16 f16) {
+         CpuIsa isa) {
 #if defined(__x86_64__) && defined(__GNUC__)
   if constexpr (std::is_same_v<T, F16>)
     if (isa == CpuIsa::kAvx512) return mix_f16_avx512(g, E, experts, stride, n, x, out);
@@ -201,7 +157,7 @@ void mix(const float* g, int64_t E, const T* experts, int64_t stride, int64_t n,
   const int64_t step = std::is_same_v<T, float> ? std::max<int64_t>(n, 1) : kChunk;
   for (int64_t i = 0; i < n; i += step) {
     const int64_t c = std::min(step, n - i);
-    for (int64_t e = 0; e < E; ++e) axpy(g[e], as_float(experts + e * stride + i, c, buf, f16), c, e == 0, out + i);
+    for (int64_t e = 0; e < E; ++e) axpy(g[e], as_float(experts + e * stride + i, c, buf, isa), c, e == 0, out + i);
     if (x) times(x + i, c, out + i);
   }
 }
@@ -220,7 +176,6 @@ void forward(const PreparedBinaryMatrix& B, int64_t E, const T* router, const T*
              const T* s_out_experts, const float* bias, const float* x, int64_t M, float* y, int threads, CpuIsa isa,
              LutPrecision lut) {
   const int64_t N = B.rows(), K = B.cols();
-  const WidenF16 f16 = widen_f16_for(isa);
   thread_local std::vector<float> g, xs;  // (M, E), (M, K): reused across calls
   g.resize(M * E);
   xs.resize(M * K);
@@ -233,14 +188,14 @@ void forward(const PreparedBinaryMatrix& B, int64_t E, const T* router, const T*
     } else {
       float mx = -INFINITY;
       for (int64_t e = 0; e < E; ++e) {
-        gm[e] = dot(router + e * K, xm, K, isa, f16);
+        gm[e] = dot(router + e * K, xm, K, isa);
         mx = std::max(mx, gm[e]);
       }
       float z = 0.0f;
       for (int64_t e = 0; e < E; ++e) z += (gm[e] = std::exp(gm[e] - mx));
       for (int64_t e = 0; e < E; ++e) gm[e] /= z;
     }
-    mix(gm, E, s_in_experts, K, K, xm, xs.data() + m * K, isa, f16);  // xs = xm * (gm @ s_in_experts)
+    mix(gm, E, s_in_experts, K, K, xm, xs.data() + m * K, isa);  // xs = xm * (gm @ s_in_experts)
   }
   // y = (xs B^T) * (g @ s_out_experts) + bias, the scaling of each block on the thread that computed it.
   const float* gp = g.data();
@@ -248,7 +203,7 @@ void forward(const PreparedBinaryMatrix& B, int64_t E, const T* router, const T*
     thread_local std::vector<float> s_out;  // (n1 - n0): this thread's
     s_out.resize(n1 - n0);
     for (int64_t m = m0; m < m1; ++m) {
-      mix(gp + m * E, E, s_out_experts + n0, N, n1 - n0, nullptr, s_out.data(), isa, f16);
+      mix(gp + m * E, E, s_out_experts + n0, N, n1 - n0, nullptr, s_out.data(), isa);
       scale_out(s_out.data(), bias ? bias + n0 : nullptr, n1 - n0, y + m * N + n0);
     }
   }, lut);

@@ -95,6 +95,11 @@ LoadedModel load_model(const std::string& path, const LoadOptions& options) {
       if (auto packed = std::dynamic_pointer_cast<PackedBinaryMoSLinearImpl>(m))
         packed->set_prefill_tables(options.prefill_tables);
   }
+  if (options.fp16_kv_cache) {
+    LlamaRunOptions run = out.model->run_options();
+    run.fp16_kv_cache = true;
+    out.model->set_run_options(run);
+  }
   out.model->eval();
   out.tokenizer = find_tokenizer_near(path);
   out.path = path;

@@ -31,6 +31,8 @@ struct LoadOptions {
   // threads here, 16 interleaved pairs; loading reads the whole file first, and all of it stays resident). Other
   // formats are always read into memory: std::invalid_argument when false is asked of them.
   bool map_weights = true;
+  // Generation's KV cache as fp16 (LlamaRunOptions::fp16_kv_cache, `--kv_cache fp16`) instead of the model's dtype.
+  bool fp16_kv_cache = false;
 };
 
 // A Hugging Face folder streams tensor by tensor into an uninitialised model of `dtype` on `device` (peak memory: the

@@ -18,6 +18,10 @@
 //                   load_s and rss_GB right after load (a format_version 2 folder is mapped: its weights page in as
 //                   they are first used), then first_token_s and rss1_GB after one token has touched every weight
 //                   (the page-in: from the page cache when the file was read recently, else from disk).
+//   BM_DecodeContext/threads:T/positions:P  16 tokens decoded after P positions already in the KV cache (random
+//                   keys and values), the cache in fp32: tok/s, bytes/token (the weights and the cache at the mean
+//                   position), the share of the DRAM roofline, kv_cache_GB (the cache's memory). BM_DecodeContextFp16
+//                   the same with an fp16 cache (--kv_cache fp16), printed with its ratio to the fp32 row.
 //   BM_Prefill/threads:T/last_only:L  128-token prompts through forward_cached (L = 1: the logits of the last
 //                   position only, as generation asks): tok/s. BM_PrefillInt8 the same with the packed linears'
 //                   int8 tables (--prefill_tables int8), printed with its ratio to the BM_Prefill row, and what they
@@ -103,7 +107,7 @@ struct Loaded {
   Llama model{nullptr};
   double rss_gb = 0, load_s = 0, first_token_s = 0, rss1_gb = 0;
   double weight_bytes = 0;     // read once per token, whatever the position
-  double kv_bytes_per_pos = 0;  // K and V of one position, all layers (fp32)
+  double kv_bytes_per_pos = 0;  // K and V of one position, all layers, in fp32 (half that for an fp16 cache)
   double linear_s = 0, head_s = 0;
   std::vector<std::shared_ptr<PackedBinaryMoSLinearImpl>> packed;  // the model's, inside their TimedLinear
   std::string error;
@@ -388,11 +392,63 @@ void BM_WeightPages(benchmark::State& state) {
   state.counters["GB/s"] = w.bytes / median / 1e6;
 }
 
+// 16 tokens decoded after `positions` positions already in the cache (random keys and values: attention reads them
+// as it would a prompt's), the cache in the model's fp32 or in fp16 (--kv_cache fp16).
+void decode_context(benchmark::State& state, bool fp16) {
+  Loaded& m = loaded();
+  if (!m.error.empty()) return state.SkipWithError(m.error.c_str());
+  const int threads = static_cast<int>(state.range(0));
+  const int64_t positions = state.range(1), steps = 16;
+  if (positions + steps > m.model->config.max_seq_len)
+    return state.SkipWithError("SKIPPED: more positions than the model's context");
+  set_compute_threads(threads);
+  const LlamaRunOptions before = m.model->run_options();
+  LlamaRunOptions run = before;
+  run.fp16_kv_cache = fp16;
+  m.model->set_run_options(run);
+  torch::NoGradGuard no_grad;
+  KVCache cache = m.model->new_cache(1, positions + steps);
+  double cache_bytes = 0;
+  for (auto* side : {&cache.k, &cache.v})
+    for (auto& t : *side) {
+      t.copy_(torch::randn(t.sizes()));
+      cache_bytes += double(tensor_bytes(t));
+    }
+  const torch::Tensor ids = torch::randint(3, m.model->config.vocab_size, {1, steps}, torch::kLong);
+  double gbs = dram_read_gbs(threads), decode_s = 0;
+  int64_t tokens = 0;
+  for (auto _ : state) {
+    cache.len = positions;
+    const auto t0 = Clock::now();
+    for (int64_t i = 0; i < steps; ++i) m.model->forward_cached(ids.slice(1, i, i + 1), cache);
+    decode_s += std::chrono::duration<double>(Clock::now() - t0).count();
+    tokens += steps;
+  }
+  gbs = std::max(gbs, dram_read_gbs(threads));
+  m.model->set_run_options(before);
+  const double tok_s = tokens / decode_s;
+  const double bytes = m.weight_bytes + m.kv_bytes_per_pos * (fp16 ? 0.5 : 1.0) * (positions + steps / 2.0);
+  state.counters["tok/s"] = tok_s;
+  state.counters["ms/token"] = 1e3 / tok_s;
+  state.counters["bytes/token_GB"] = bytes / 1e9;
+  state.counters["kv_cache_GB"] = cache_bytes / 1e9;
+  state.counters["dram_GB/s"] = gbs;
+  state.counters["share_%"] = 100.0 * tok_s / (gbs * 1e9 / bytes);
+}
+
+void BM_DecodeContext(benchmark::State& state) { decode_context(state, false); }
+void BM_DecodeContextFp16(benchmark::State& state) { decode_context(state, true); }
+
 void BM_Prefill(benchmark::State& state) { prefill(state, false); }
 void BM_PrefillInt8(benchmark::State& state) { prefill(state, true); }
 
 BENCHMARK(BM_DramRead)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 BENCHMARK(BM_Decode)->ArgNames({"threads", "raw"})->Args({1, 1})->Args({2, 1})->Args({1, 0})->Args({2, 0})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+BENCHMARK(BM_DecodeContext)->ArgNames({"threads", "positions"})->Args({2, 512})->Args({2, 2048})
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+BENCHMARK(BM_DecodeContextFp16)->ArgNames({"threads", "positions"})->Args({2, 512})->Args({2, 2048})
+    ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+BMOS_BENCH_BASELINE(BM_DecodeContextFp16, BM_DecodeContext);
 BENCHMARK(BM_WeightPages)->ArgNames({"threads", "huge"})->Args({2, 0})->Args({2, 1})->Unit(benchmark::kMillisecond)
     ->UseRealTime()->Iterations(1);
 BENCHMARK(BM_Prefill)

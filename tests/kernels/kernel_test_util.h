@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <sstream>
 #include <vector>
@@ -17,6 +18,15 @@ namespace bmos::test {
 
 // Unit roundoff of fp32.
 constexpr double kFp32Eps = 1.0 / (1 << 24);
+
+// The value of an fp16 bit pattern, field by field (independent of kernels/cpu/fp16.h).
+inline float fp16_value(uint16_t h) {
+  const int exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  const float sign = (h & 0x8000) ? -1.0f : 1.0f;
+  if (exp == 31) return mant ? std::numeric_limits<float>::quiet_NaN() : sign * INFINITY;
+  if (exp == 0) return sign * std::ldexp(static_cast<float>(mant), -24);
+  return sign * std::ldexp(static_cast<float>(1024 + mant), exp - 25);
+}
 
 // Canonical packed bits of a random +-1 (N, K) matrix; with dirty_padding the padding bits are random too (kernels
 // must ignore them).

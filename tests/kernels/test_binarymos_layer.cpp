@@ -116,14 +116,6 @@ TEST_P(BinaryMosLayer, LargeDecodeStep) {
 }
 
 // fp16 bits -> value, decoded field by field (independent of the kernel's bit manipulation).
-float fp16_value(uint16_t h) {
-  const int exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-  const float sign = (h & 0x8000) ? -1.0f : 1.0f;
-  if (exp == 31) return mant ? std::numeric_limits<float>::quiet_NaN() : sign * INFINITY;
-  if (exp == 0) return sign * std::ldexp(static_cast<float>(mant), -24);
-  return sign * std::ldexp(static_cast<float>(1024 + mant), exp - 25);
-}
-
 float bf16_value(uint16_t h) {
   const uint32_t u = uint32_t{h} << 16;
   float f;
@@ -146,7 +138,7 @@ TEST_P(BinaryMosLayer, WidensEveryFp16ScaleExactly) {
                              &x, 1, y.data(), 1, isa());
   int64_t wrong = 0;
   for (int64_t n = 0; n < N; ++n) {
-    const float want = fp16_value(static_cast<uint16_t>(n));
+    const float want = test::fp16_value(static_cast<uint16_t>(n));
     const bool same = std::isnan(want) ? std::isnan(y[n]) : std::memcmp(&want, &y[n], sizeof want) == 0;
     if (!same && wrong++ < 5) ADD_FAILURE() << "fp16 0x" << std::hex << n << ": got " << y[n] << ", want " << want;
   }
@@ -171,7 +163,7 @@ TEST_P(BinaryMosLayer, Fp16AndBf16ScalesEqualTheirFp32Values) {
         } else {  // sign, 5 exponent bits rebiased, 10 mantissa bits; below fp16's normal range a signed zero
           const int exp = static_cast<int>((u >> 23) & 0xff) - 127 + 15;
           h[i] = static_cast<uint16_t>(((u >> 16) & 0x8000) | (exp > 0 ? (exp << 10) | ((u >> 13) & 0x3ff) : 0));
-          back[i] = fp16_value(h[i]);
+          back[i] = test::fp16_value(h[i]);
         }
       }
     };

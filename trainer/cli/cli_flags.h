@@ -16,6 +16,7 @@ DECLARE_int32(threads);     // CPU threads (0 = all cores)
 DECLARE_string(device);     // cpu | cuda | cuda:N
 DECLARE_bool(mmap);  // false (--nommap): read an exported packed model into huge pages instead of mapping it
 DECLARE_string(prefill_tables);  // fp32 | int8: the packed linears' lookup tables for 2 or more tokens
+DECLARE_string(kv_cache);   // model | fp16: generation's KV cache dtype
 DECLARE_uint64(seed);       // RNG seed
 DECLARE_string(out);        // output folder (bmos export, bmos init-model); an earlier output there is replaced
 DECLARE_string(set);        // job overrides 'key.path=value; ...' (bmos train, bmos plan)
@@ -31,5 +32,7 @@ std::vector<std::string> split_overrides(const std::string& s);
 c10::Device device_from_flag();
 // --prefill_tables as a table precision; errors name the flag and the value.
 kernels::LutPrecision prefill_tables_from_flag();
+// --kv_cache: true for fp16, false for model; errors name the flag and the value.
+bool fp16_kv_cache_from_flag();
 
 }  // namespace bmos

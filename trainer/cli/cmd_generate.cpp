@@ -43,6 +43,7 @@ int cmd_generate(const std::vector<std::string>& args) {
   load.device = device_from_flag();
   load.prefill_tables = prefill_tables_from_flag();
   load.map_weights = FLAGS_mmap;
+  load.fp16_kv_cache = fp16_kv_cache_from_flag();
   LoadedModel loaded = load_model(resolve_model_path(FLAGS_model), load);
   if (loaded.format == "packed" && FLAGS_dtype != "fp32")
     throw std::invalid_argument("--dtype: " + loaded.path + " is an exported packed model; its dtypes are fixed");

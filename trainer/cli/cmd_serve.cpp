@@ -46,6 +46,7 @@ int cmd_serve(const std::vector<std::string>& args) {
   load.device = device_from_flag();
   load.prefill_tables = prefill_tables_from_flag();
   load.map_weights = FLAGS_mmap;
+  load.fp16_kv_cache = fp16_kv_cache_from_flag();
   LoadedModel loaded = load_model(resolve_model_path(FLAGS_model), load);
   const std::string tok_path = FLAGS_tokenizer.empty() ? loaded.tokenizer : FLAGS_tokenizer;
   if (tok_path.empty())

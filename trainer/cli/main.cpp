@@ -33,8 +33,8 @@ const std::vector<Subcommand>& subcommands() {
   static const std::vector<Subcommand> all = {
       {"generate", bmos::cmd_generate,
        "generate --model PATH [--tokenizer PATH] --prompt TEXT [--steps N] [--temperature T] [--top_p P] [--seed S] "
-       "[--dtype fp32|bf16] [--device cpu|cuda|cuda:N] [--prefill_tables fp32|int8] [--nommap]",
-       "cmd_generate.cpp", {"model", "tokenizer", "threads", "device", "seed", "prefill_tables", "mmap"}},
+       "[--dtype fp32|bf16] [--device cpu|cuda|cuda:N] [--prefill_tables fp32|int8] [--nommap] [--kv_cache model|fp16]",
+       "cmd_generate.cpp", {"model", "tokenizer", "threads", "device", "seed", "prefill_tables", "mmap", "kv_cache"}},
       {"data", bmos::cmd_data, "data prepare JOB.yaml [--rebuild] | data generate JOB.yaml [--gen_seed S ...]",
        "cmd_data.cpp", {"threads"}},
       {"train", bmos::cmd_train, "train JOB.yaml [--resume] [--set 'key.path=value; ...'] [--nproc N]", "cmd_train.cpp",
@@ -52,8 +52,8 @@ const std::vector<Subcommand>& subcommands() {
        "cmd_init_model.cpp", {"seed", "out"}},
       {"serve", bmos::cmd_serve,
        "serve --model PATH [--tokenizer PATH] [--host 127.0.0.1] [--port N] [--threads N] [--max_queue N] "
-       "[--device cpu|cuda|cuda:N] [--prefill_tables fp32|int8] [--nommap]",
-       "cmd_serve.cpp", {"model", "tokenizer", "threads", "device", "prefill_tables", "mmap"}},
+       "[--device cpu|cuda|cuda:N] [--prefill_tables fp32|int8] [--nommap] [--kv_cache model|fp16]",
+       "cmd_serve.cpp", {"model", "tokenizer", "threads", "device", "prefill_tables", "mmap", "kv_cache"}},
   };
   return all;
 }
