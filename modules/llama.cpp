@@ -232,10 +232,18 @@ void LlamaImpl::set_run_options(const LlamaRunOptions& options) {
   for (size_t i = 0; i < layers->size(); ++i) block(i)->attention->chunk = options.attention_chunk;
 }
 
+torch::Dtype LlamaImpl::kv_cache_dtype() const {
+  return run_.fp16_kv_cache ? torch::kHalf : tok_embeddings->weight.scalar_type();
+}
+
+int64_t LlamaImpl::kv_cache_bytes_per_position() const {
+  return 2 * config.n_layers * config.n_kv_heads * config.head_dim() *
+         static_cast<int64_t>(c10::elementSize(kv_cache_dtype()));
+}
+
 KVCache LlamaImpl::new_cache(int64_t batch, int64_t max_len) const {
   KVCache c;
-  auto opts = tok_embeddings->weight.options().requires_grad(false);
-  if (run_.fp16_kv_cache) opts = opts.dtype(torch::kHalf);
+  const auto opts = tok_embeddings->weight.options().requires_grad(false).dtype(kv_cache_dtype());
   for (int64_t i = 0; i < config.n_layers; ++i) {
     c.k.push_back(torch::zeros({batch, config.n_kv_heads, max_len, config.head_dim()}, opts));
     c.v.push_back(torch::zeros({batch, config.n_kv_heads, max_len, config.head_dim()}, opts));

@@ -103,6 +103,8 @@ class LlamaImpl : public torch::nn::Module, public LanguageModel {
   // 7B model is ~9 % of a 140-token prefill when it runs on every position).
   torch::Tensor forward_cached(const torch::Tensor& tokens, KVCache& cache, bool last_only = false);
   KVCache new_cache(int64_t batch, int64_t max_len) const;
+  torch::Dtype kv_cache_dtype() const;         // what new_cache() holds: fp16 or the model's dtype
+  int64_t kv_cache_bytes_per_position() const;  // of one sequence, keys and values of every layer
 
   // LanguageModel
   torch::Tensor logits(const torch::Tensor& tokens) override;

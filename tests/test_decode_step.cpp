@@ -111,10 +111,22 @@ torch::Tensor expect_paths_agree(Llama& m, int64_t prompt, int64_t steps, uint64
 void expect_fp16_cache_agrees(const LlamaConfig& c, uint64_t seed, int64_t prompt, int64_t steps) {
   Llama m = packed_model(c, seed);
   const torch::Tensor fp32 = expect_paths_agree(m, prompt, steps, seed + 1);
+  // kv_cache_bytes_per_position() is what new_cache() holds for one position, in either dtype.
+  auto cache_bytes = [&] {
+    const KVCache one = m->new_cache(1, 1);
+    int64_t bytes = 0;
+    for (size_t l = 0; l < one.k.size(); ++l) bytes += one.k[l].nbytes() + one.v[l].nbytes();
+    return bytes;
+  };
+  const int64_t fp32_bytes = m->kv_cache_bytes_per_position();
+  EXPECT_EQ(fp32_bytes, 2 * c.n_layers * c.n_kv_heads * c.head_dim() * 4);
+  EXPECT_EQ(cache_bytes(), fp32_bytes);
   LlamaRunOptions run = m->run_options();
   run.fp16_kv_cache = true;
   m->set_run_options(run);
   EXPECT_EQ(m->new_cache(1, 2).k[0].scalar_type(), torch::kHalf);
+  EXPECT_EQ(m->kv_cache_bytes_per_position() * 2, fp32_bytes);
+  EXPECT_EQ(cache_bytes(), fp32_bytes / 2);
   const torch::Tensor fp16 = expect_paths_agree(m, prompt, steps, seed + 1, 1e-3, 1e-4);
   const double moved = test::max_rel(fp16, fp32);
   std::printf("[decode_step] fp16 against fp32 cache: max rel logit diff %.3e\n", moved);

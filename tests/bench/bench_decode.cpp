@@ -107,7 +107,7 @@ struct Loaded {
   Llama model{nullptr};
   double rss_gb = 0, load_s = 0, first_token_s = 0, rss1_gb = 0;
   double weight_bytes = 0;     // read once per token, whatever the position
-  double kv_bytes_per_pos = 0;  // K and V of one position, all layers, in fp32 (half that for an fp16 cache)
+  double kv_bytes_per_pos = 0;  // K and V of one position, all layers, in the model's cache dtype (fp32)
   double linear_s = 0, head_s = 0;
   std::vector<std::shared_ptr<PackedBinaryMoSLinearImpl>> packed;  // the model's, inside their TimedLinear
   std::string error;
@@ -161,8 +161,7 @@ Loaded& loaded() {
     }
     for (const auto& p : model->named_parameters())
       if (p.key().find("norm") != std::string::npos) out.weight_bytes += double(tensor_bytes(p.value()));
-    const LlamaConfig& c = model->config;
-    out.kv_bytes_per_pos = 2.0 * c.n_layers * c.n_kv_heads * c.head_dim() * 4;
+    out.kv_bytes_per_pos = double(model->kv_cache_bytes_per_position());
     return out;
   }();
   return m;
@@ -425,9 +424,10 @@ void decode_context(benchmark::State& state, bool fp16) {
     tokens += steps;
   }
   gbs = std::max(gbs, dram_read_gbs(threads));
+  const double bytes =
+      m.weight_bytes + double(m.model->kv_cache_bytes_per_position()) * (positions + steps / 2.0);
   m.model->set_run_options(before);
   const double tok_s = tokens / decode_s;
-  const double bytes = m.weight_bytes + m.kv_bytes_per_pos * (fp16 ? 0.5 : 1.0) * (positions + steps / 2.0);
   state.counters["tok/s"] = tok_s;
   state.counters["ms/token"] = 1e3 / tok_s;
   state.counters["bytes/token_GB"] = bytes / 1e9;

@@ -52,6 +52,14 @@ int cmd_serve(const std::vector<std::string>& args) {
   if (tok_path.empty())
     throw std::invalid_argument("no tokenizer found beside " + FLAGS_model + ": pass --tokenizer PATH");
   const std::string name = std::filesystem::path(loaded.path).filename().string();
+  // A request's KV cache holds its prompt + max_tokens positions; what one position and the whole context cost.
+  const double kv_mb = double(loaded.model->kv_cache_bytes_per_position()) / 1e6;
+  const int64_t context = loaded.model->config.max_seq_len;
+  const torch::Dtype kv = loaded.model->kv_cache_dtype();
+  const std::string kv_dtype = kv == torch::kFloat      ? "fp32"
+                               : kv == torch::kHalf     ? "fp16"
+                               : kv == torch::kBFloat16 ? "bf16"
+                                                        : c10::toString(kv);
   auto engine = serve::make_model_engine(std::move(loaded), load_tokenizer(tok_path), name);
 
   serve::ServerOptions options;
@@ -71,7 +79,8 @@ int cmd_serve(const std::vector<std::string>& args) {
   if (FLAGS_host != "127.0.0.1" && FLAGS_host != "localhost" && FLAGS_host != "::1")
     std::fprintf(stderr, "bmos serve: listening beyond loopback (%s): no authentication, no TLS\n", FLAGS_host.c_str());
   std::printf("listening on http://%s:%d\n", FLAGS_host.c_str(), port);
-  std::fprintf(stderr, "bmos serve: %d CPU threads\n", compute_threads());
+  std::fprintf(stderr, "bmos serve: %d CPU threads; KV cache %s, %.3f MB a position (%lld positions: %.2f GB)\n",
+               compute_threads(), kv_dtype.c_str(), kv_mb, static_cast<long long>(context), kv_mb * context / 1e3);
   std::fflush(stdout);
 
   unsigned char caught = 0;  // the signal, or 0 when run() ended on its own
