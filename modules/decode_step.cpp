@@ -89,8 +89,8 @@ struct CacheRows {
   bool fp16;
   int64_t max_len, hd;
 
-  explicit CacheRows(const torch::Tensor& t) : data(t.data_ptr()), fp16(t.scalar_type() == torch::kHalf), max_len(t.size(2)),
-                                      hd(t.size(3)) {}
+  explicit CacheRows(const torch::Tensor& t)
+      : data(t.data_ptr()), fp16(t.scalar_type() == torch::kHalf), max_len(t.size(2)), hd(t.size(3)) {}
   int64_t at(int64_t g, int64_t s) const { return (g * max_len + s) * hd; }
   // Positions [s, s + n) of kv head g as fp32: in place, or widened (exactly) into buf, n * hd floats.
   const float* rows(int64_t g, int64_t s, int64_t n, float* buf) const {
@@ -169,9 +169,9 @@ BMOS_CLONES void attend(const float* q, const CacheRows& K, const CacheRows& V, 
     const int64_t g = h / rep;
     const float* qh = q + h * hd;
     // Each pass over a head's rows asks for its next block while it reads this one, and its last block asks for the
-    // first of the next pass (the head's values, then the next head's keys): the streams start warm, and nothing is
-    // fetched so far ahead that it leaves the cache before use (a whole head ahead, as once here, doubled the reads
-    // of a long context).
+    // first of the next pass (the head's values, then the next head's keys, which a grouped-query head shares with
+    // this one but read a whole pass ago): the streams start warm, and nothing is fetched so far ahead that it leaves
+    // the cache before use (a whole head ahead, as once here, doubled the reads of a long context).
     const int64_t gn = (h + 1) / rep;
     for (int64_t s = s0; s < s1; s += kRowBlock) {
       const int64_t n = std::min(kRowBlock, s1 - s);
@@ -195,7 +195,7 @@ BMOS_CLONES void attend(const float* q, const CacheRows& K, const CacheRows& V, 
     for (int64_t s = s0; s < s1; s += kRowBlock) {
       const int64_t n = std::min(kRowBlock, s1 - s);
       if (s + n < s1) V.prefetch(g, s + n, std::min(kRowBlock, s1 - s - n));
-      else if (h + 1 < h1 && gn != g) K.prefetch(gn, s0, std::min(kRowBlock, s1 - s0));
+      else if (h + 1 < h1) K.prefetch(gn, s0, std::min(kRowBlock, s1 - s0));
       add_rows(scores + (s - s0), V.rows(g, s, n, buf), n, hd, o);
     }
   }
@@ -223,8 +223,8 @@ std::string fast_decode_blocker(const LlamaImpl& m, const KVCache& cache) {
   if (!cpu_fp32(m.rope_cos()) || !cpu_fp32(m.rope_sin())) return "the rotary tables are not fp32 on the CPU";
   for (size_t i = 0; i < m.layers->size(); ++i) {
     const auto b = m.block(i);
-    if (!cpu_fp32(b->attention_norm->weight) || !cpu_fp32(b->ffn_norm->weight) || !cpu_cache(cache.k[i], cache.k[0]) ||
-        !cpu_cache(cache.v[i], cache.k[0]))
+    if (!cpu_fp32(b->attention_norm->weight) || !cpu_fp32(b->ffn_norm->weight) ||
+        !cpu_cache(cache.k[i], cache.k[0]) || !cpu_cache(cache.v[i], cache.k[0]))
       return "block " + std::to_string(i) + " has norms that are not fp32, or a cache unlike layer 0's, on the CPU";
     const auto& a = *b->attention;
     const auto& f = *b->feed_forward;

@@ -2,7 +2,8 @@
 // torch has): LlamaImpl::forward_cached takes this
 // path for a (1, 1) token when fast_decode_blocker() is empty (and LlamaRunOptions::fast_decode is on). Per block,
 // in fp32 on raw rows: RMSNorm, q/k/v through the linears' forward_raw (the packed kernels), Qwen3's q/k norms,
-// interleaved rotary at the cache position, the new key/value written into the KV cache in place, grouped-query
+// interleaved rotary at the cache position, the new key/value written into the KV cache in place (fp32, or rounded
+// to fp16 for an fp16 cache, whose rows attention widens exactly block by block), grouped-query
 // attention over the visible positions (Mistral's window included; heads split across the kernels' spin pool when
 // the context is long), wo, the residual, RMSNorm, SwiGLU through w1/w3/w2, the residual; then the final norm and the
 // head (raw when it has one, e.g. the int8 head). The torch ops of the block (modules/llama.cpp) are the reference

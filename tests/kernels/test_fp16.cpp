@@ -78,7 +78,8 @@ bool same_fp16(uint16_t a, uint16_t b) {
 TEST(Fp16, PlainWideningIsExactForEveryPattern) {
   int64_t wrong = 0;
   for (uint32_t h = 0; h < 65536; ++h) {
-    const float want = test::fp16_value(static_cast<uint16_t>(h)), got = kernels::fp16_to_float(static_cast<uint16_t>(h));
+    const float want = test::fp16_value(static_cast<uint16_t>(h));
+    const float got = kernels::fp16_to_float(static_cast<uint16_t>(h));
     const bool same = std::isnan(want) ? std::isnan(got) : bits_of(want) == bits_of(got);
     if (!same && wrong++ < 5) ADD_FAILURE() << "0x" << std::hex << h << ": got " << got << ", want " << want;
   }

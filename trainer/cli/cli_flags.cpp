@@ -17,9 +17,9 @@ DEFINE_string(prefill_tables, "fp32", "an exported packed model's CPU products o
 DEFINE_bool(mmap, true, "map an exported packed model's file (loads in a fraction of a second); --nommap reads it into "
                         "memory backed by transparent huge pages instead: decode about 5 % faster (LLaMA-2-7B, 2 "
                         "threads), a load that reads the whole file first");
-DEFINE_string(kv_cache, "model", "generation's KV cache: model (the model's dtype; fp32 for an exported packed model) | "
-                                 "fp16 (half the memory and half the cache bytes read per token, keys and values "
-                                 "rounded to fp16)");
+DEFINE_string(kv_cache, "model", "generation's KV cache: model (the model's dtype; fp32 for an exported packed "
+                                 "model) | fp16 (half the memory and half the cache bytes read per token, keys and "
+                                 "values rounded to fp16)");
 DEFINE_uint64(seed, 42, "random seed");
 DEFINE_string(out, "", "output folder (an earlier export or model written there is replaced)");
 DEFINE_string(set, "", "job overrides 'key.path=value; key.path=value' applied before parsing, e.g. "
