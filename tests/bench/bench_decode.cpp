@@ -107,7 +107,6 @@ struct Loaded {
   Llama model{nullptr};
   double rss_gb = 0, load_s = 0, first_token_s = 0, rss1_gb = 0;
   double weight_bytes = 0;     // read once per token, whatever the position
-  double kv_bytes_per_pos = 0;  // K and V of one position, all layers, in the model's cache dtype (fp32)
   double linear_s = 0, head_s = 0;
   std::vector<std::shared_ptr<PackedBinaryMoSLinearImpl>> packed;  // the model's, inside their TimedLinear
   std::string error;
@@ -161,7 +160,6 @@ Loaded& loaded() {
     }
     for (const auto& p : model->named_parameters())
       if (p.key().find("norm") != std::string::npos) out.weight_bytes += double(tensor_bytes(p.value()));
-    out.kv_bytes_per_pos = double(model->kv_cache_bytes_per_position());
     return out;
   }();
   return m;
@@ -245,6 +243,26 @@ void BM_DramRead(benchmark::State& state) {
   state.counters["GB/s"] = gbs;
 }
 
+// Bytes a decoded token reads at a mean of `positions` cached positions: the weights and that much of the cache.
+double token_bytes(const Loaded& m, double positions) {
+  return m.weight_bytes + double(m.model->kv_cache_bytes_per_position()) * positions;
+}
+
+// The counters of a decode run against the roofline: `gbs` is the probe taken before the tokens; it is taken again
+// after them and the better of the two kept (on a shared host one probe can land in a moment of another tenant's
+// traffic and read low, which would overstate the share).
+void roofline_counters(benchmark::State& state, int threads, double tokens, double decode_s, double bytes,
+                       double gbs) {
+  gbs = std::max(gbs, dram_read_gbs(threads));
+  const double tok_s = tokens / decode_s;
+  state.counters["tok/s"] = tok_s;
+  state.counters["ms/token"] = 1e3 / tok_s;
+  state.counters["bytes/token_GB"] = bytes / 1e9;
+  state.counters["dram_GB/s"] = gbs;
+  state.counters["roofline_tok/s"] = gbs * 1e9 / bytes;
+  state.counters["share_%"] = 100.0 * tok_s / (gbs * 1e9 / bytes);
+}
+
 void BM_Decode(benchmark::State& state) {
   Loaded& m = loaded();
   if (!m.error.empty()) return state.SkipWithError(m.error.c_str());
@@ -252,7 +270,7 @@ void BM_Decode(benchmark::State& state) {
   LlamaRunOptions run = m.model->run_options();
   run.fast_decode = state.range(1) != 0;
   m.model->set_run_options(run);
-  double gbs = dram_read_gbs(static_cast<int>(state.range(0)));
+  const double gbs = dram_read_gbs(static_cast<int>(state.range(0)));
   torch::NoGradGuard no_grad;
   const int64_t prompt = 16, steps = 32;
   const torch::Tensor ids = torch::randint(3, m.model->config.vocab_size, {1, prompt + steps}, torch::kLong);
@@ -268,18 +286,9 @@ void BM_Decode(benchmark::State& state) {
     linear_s += m.linear_s, head_s += m.head_s;
     tokens += steps;
   }
-  // The probe again after the tokens, and the better of the two: on a shared host one probe can land in a moment of
-  // another tenant's traffic and read low, which would overstate the share.
-  gbs = std::max(gbs, dram_read_gbs(static_cast<int>(state.range(0))));
-  const double tok_s = tokens / decode_s;
-  const double bytes = m.weight_bytes + m.kv_bytes_per_pos * (prompt + steps / 2.0);
-  state.counters["tok/s"] = tok_s;
-  state.counters["ms/token"] = 1e3 / tok_s;
-  state.counters["bytes/token_GB"] = bytes / 1e9;
-  state.counters["dram_GB/s"] = gbs;
+  roofline_counters(state, static_cast<int>(state.range(0)), double(tokens), decode_s,
+                    token_bytes(m, prompt + steps / 2.0), gbs);
   state.counters["gemv_cache_GB/s"] = gemv_in_cache_gbs(static_cast<int>(state.range(0)));
-  state.counters["roofline_tok/s"] = gbs * 1e9 / bytes;
-  state.counters["share_%"] = 100.0 * tok_s / (gbs * 1e9 / bytes);
   state.counters["linears_%"] = 100.0 * linear_s / decode_s;
   state.counters["head_%"] = 100.0 * head_s / decode_s;
   state.counters["rest_%"] = 100.0 * (decode_s - linear_s - head_s) / decode_s;
@@ -407,14 +416,11 @@ void decode_context(benchmark::State& state, bool fp16) {
   m.model->set_run_options(run);
   torch::NoGradGuard no_grad;
   KVCache cache = m.model->new_cache(1, positions + steps);
-  double cache_bytes = 0;
   for (auto* side : {&cache.k, &cache.v})
-    for (auto& t : *side) {
-      t.copy_(torch::randn(t.sizes()));
-      cache_bytes += double(tensor_bytes(t));
-    }
+    for (auto& t : *side) t.copy_(torch::randn(t.sizes()));
   const torch::Tensor ids = torch::randint(3, m.model->config.vocab_size, {1, steps}, torch::kLong);
-  double gbs = dram_read_gbs(threads), decode_s = 0;
+  const double gbs = dram_read_gbs(threads);
+  double decode_s = 0;
   int64_t tokens = 0;
   for (auto _ : state) {
     cache.len = positions;
@@ -423,17 +429,9 @@ void decode_context(benchmark::State& state, bool fp16) {
     decode_s += std::chrono::duration<double>(Clock::now() - t0).count();
     tokens += steps;
   }
-  gbs = std::max(gbs, dram_read_gbs(threads));
-  const double bytes =
-      m.weight_bytes + double(m.model->kv_cache_bytes_per_position()) * (positions + steps / 2.0);
+  roofline_counters(state, threads, double(tokens), decode_s, token_bytes(m, positions + steps / 2.0), gbs);
+  state.counters["kv_cache_GB"] = double(m.model->kv_cache_bytes_per_position()) * (positions + steps) / 1e9;
   m.model->set_run_options(before);
-  const double tok_s = tokens / decode_s;
-  state.counters["tok/s"] = tok_s;
-  state.counters["ms/token"] = 1e3 / tok_s;
-  state.counters["bytes/token_GB"] = bytes / 1e9;
-  state.counters["kv_cache_GB"] = cache_bytes / 1e9;
-  state.counters["dram_GB/s"] = gbs;
-  state.counters["share_%"] = 100.0 * tok_s / (gbs * 1e9 / bytes);
 }
 
 void BM_DecodeContext(benchmark::State& state) { decode_context(state, false); }
